@@ -1,0 +1,3 @@
+from scoremodel.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,253 @@
+"""Inference: the object the strategy calls once per bar, and the same maths over a batch.
+
+Per state x (z-scored), one batched forward of the state model gives
+- the score s(x, sigma_min) -> its one-bar-return component is the direction signal
+  (the chapter's rule: positive score on the return = the current return is low relative to
+  what the other features make typical, a contrarian statement about the bar just closed);
+- M quadrature rows -> the log-density proxy (:mod:`scoremodel.density`).
+Confidence is the percentile of |signal| among training states; the density threshold is a
+percentile of training log-densities. In forecast mode the joint model gives the predictive
+distribution of the forward return over h bars (:mod:`scoremodel.forecast`), and the signal is
+P(up) - 0.5 with its own calibrated confidence.
+
+:meth:`ScoreModel.assess` (one bar) and :meth:`ScoreModel.assess_batch` (many) run the same
+float64 numpy code, so a backtest's decisions can be recomputed offline exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from scoremodel.calibration import QuantileTable
+from scoremodel.checkpoint import load_checkpoint
+from scoremodel.density import RayDensity
+from scoremodel.fastpath import FusedScoreNet
+from scoremodel.features import DEFAULT_SPEC
+from scoremodel.features import FeatureSpec
+from scoremodel.forecast import QUANTILES
+from scoremodel.forecast import GridForecaster
+from scoremodel.network import NetworkConfig
+from scoremodel.network import ScoreNetwork
+from scoremodel.normalise import Normaliser
+
+SignalMode = Literal["score", "forecast"]
+SIGNAL_MODES: tuple[str, ...] = ("score", "forecast")
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What the model says about one market state."""
+
+    direction: int  # +1 long, -1 short, 0 no view
+    signal: float  # score mode: return component of the score; forecast mode: P(up) - 0.5
+    confidence: float  # percentile (0-1) of |signal| among training states
+    log_density: float  # log p(x) - log p(training mean), see scoremodel.density
+    in_distribution: bool  # log_density >= the configured training percentile
+    forecast_mean: float = math.nan  # expected forward log return over the horizon
+    forecast_std: float = math.nan
+    forecast_p_up: float = math.nan
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """Noise levels and grid sizes of inference; stored in the manifest."""
+
+    signal_sigma: float
+    density_sigma: float
+    density_nodes: int = 4
+    forecast_sigma: float = 0.2
+    forecast_grid: int = 24
+    forecast_horizon: int = 12
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class ScoreModel:
+    """A trained checkpoint, ready for per-bar and batch inference (CPU, float64 numpy)."""
+
+    def __init__(
+        self,
+        manifest: dict,
+        weights: dict[str, dict[str, torch.Tensor]],
+        density_percentile: float = 5.0,
+    ) -> None:
+        self.manifest = manifest
+        self.weights = weights
+        self.spec = FeatureSpec.from_dict(manifest["feature_spec"])
+        self.settings = InferenceSettings(**manifest["inference"])
+        self.bar_type: str | None = manifest["data"].get("bar_type")
+        signal = manifest["models"]["signal"]
+        self.normaliser = Normaliser.from_dict(signal["normaliser"])
+        self.signal_net = FusedScoreNet(weights["signal"], NetworkConfig(**signal["network"]))
+        self.density = RayDensity(self.settings.density_sigma, self.settings.density_nodes)
+        # row 0: the state at sigma_min (signal); rows 1..M: quadrature points at sigma_d
+        row_sigmas = np.array(
+            [self.settings.signal_sigma]
+            + [self.settings.density_sigma] * self.settings.density_nodes
+        )
+        self._state_shifts = self.signal_net.conditioning(row_sigmas)
+        self._row_scale = np.concatenate([[1.0], self.density.nodes])[:, None]
+        self._return_index = self.spec.return_index
+        self.forecaster: GridForecaster | None = None
+        if "forecast" in manifest["models"]:
+            entry = manifest["models"]["forecast"]
+            self.forecast_net = FusedScoreNet(
+                weights["forecast"], NetworkConfig(**entry["network"])
+            )
+            self.forecaster = GridForecaster(
+                Normaliser.from_dict(entry["normaliser"]),
+                self.settings.forecast_sigma,
+                self.settings.forecast_grid,
+            )
+            self._forecast_shifts = self.forecast_net.conditioning(
+                np.array([self.settings.forecast_sigma])
+            )
+        self.calibration = {
+            k: QuantileTable.from_dict(v) for k, v in manifest["calibration"].items()
+        }
+        self.set_density_percentile(density_percentile)
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path,
+        expected_spec: FeatureSpec = DEFAULT_SPEC,
+        density_percentile: float = 5.0,
+    ) -> ScoreModel:
+        """Load and verify a checkpoint (see :func:`scoremodel.checkpoint.load_checkpoint`)."""
+        manifest, weights = load_checkpoint(directory, expected_spec)
+        return cls(manifest, weights, density_percentile)
+
+    @property
+    def has_forecast(self) -> bool:
+        return self.forecaster is not None
+
+    def set_density_percentile(self, percentile: float) -> None:
+        """States below this percentile of training log-densities count as unfamiliar."""
+        table = self.calibration.get("log_density")
+        self.density_percentile = percentile
+        self.density_threshold = table.value_at(percentile) if table else -math.inf
+
+    # ----- one bar ------------------------------------------------------------------------
+
+    def assess(self, raw_state: np.ndarray, mode: SignalMode = "score") -> Assessment:
+        """Direction, confidence and density of one state (a row of the feature spec)."""
+        z = self.normaliser.transform(raw_state)
+        f = self.signal_net.unit_score(self._row_scale * z, self._state_shifts)
+        log_density = float(self.density.log_density(f[1:], z))
+        in_distribution = log_density >= self.density_threshold
+        if mode == "forecast":
+            return self._assess_forecast(raw_state, log_density, in_distribution)
+        score = float(f[0, self._return_index]) / self.settings.signal_sigma
+        return Assessment(
+            direction=_sign(score),
+            signal=score,
+            confidence=self.calibration["abs_score"].rank(abs(score)),
+            log_density=log_density,
+            in_distribution=in_distribution,
+        )
+
+    def _assess_forecast(
+        self, raw_state: np.ndarray, log_density: float, familiar: bool
+    ) -> Assessment:
+        forecaster = self._require_forecaster()
+        rows = forecaster.rows(forecaster.normalise_state(raw_state))
+        p = forecaster.probabilities(self.forecast_net.unit_score(rows, self._forecast_shifts))
+        summary = forecaster.summarise(p)
+        edge = float(summary.p_up) - 0.5
+        return Assessment(
+            direction=_sign(edge),
+            signal=edge,
+            confidence=self.calibration["forecast_edge"].rank(abs(edge)),
+            log_density=log_density,
+            in_distribution=familiar,
+            forecast_mean=float(summary.mean),
+            forecast_std=float(summary.std),
+            forecast_p_up=float(summary.p_up),
+        )
+
+    # ----- many bars ----------------------------------------------------------------------
+
+    def assess_batch(
+        self, raw_states: np.ndarray | pd.DataFrame, mode: SignalMode = "score", chunk: int = 4096
+    ) -> pd.DataFrame:
+        """:meth:`assess` for every row, vectorised; columns are Assessment's fields."""
+        index = raw_states.index if isinstance(raw_states, pd.DataFrame) else None
+        states = np.asarray(raw_states, dtype=np.float64)
+        parts = [
+            self._batch_chunk(states[i : i + chunk], mode) for i in range(0, len(states), chunk)
+        ]
+        frame = pd.DataFrame({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+        if index is not None:
+            frame.index = index
+        return frame
+
+    def _batch_chunk(self, states: np.ndarray, mode: SignalMode) -> dict[str, np.ndarray]:
+        z = self.normaliser.transform(states)
+        f = self.signal_net.unit_score(self._row_scale[None] * z[:, None, :], self._state_shifts)
+        log_density = self.density.log_density(f[:, 1:], z)
+        out = {
+            "log_density": log_density,
+            "in_distribution": log_density >= self.density_threshold,
+        }
+        if mode == "forecast":
+            forecaster = self._require_forecaster()
+            rows = forecaster.rows(forecaster.normalise_state(states))
+            p = forecaster.probabilities(self.forecast_net.unit_score(rows, self._forecast_shifts))
+            summary = forecaster.summarise(p)
+            signal = summary.p_up - 0.5
+            table = self.calibration.get("forecast_edge")
+            out.update(
+                forecast_mean=summary.mean, forecast_std=summary.std, forecast_p_up=summary.p_up
+            )
+        else:
+            signal = f[:, 0, self._return_index] / self.settings.signal_sigma
+            table = self.calibration.get("abs_score")
+        out["signal"] = signal
+        out["direction"] = np.sign(signal).astype(np.int64)
+        out["confidence"] = table.ranks(np.abs(signal)) if table else np.full(len(signal), np.nan)
+        return out
+
+    def forecast_quantiles(self, raw_states: np.ndarray) -> np.ndarray:
+        """Quantiles (``scoremodel.forecast.QUANTILES``) of the forward return per state."""
+        forecaster = self._require_forecaster()
+        rows = forecaster.rows(forecaster.normalise_state(np.atleast_2d(raw_states)))
+        p = forecaster.probabilities(self.forecast_net.unit_score(rows, self._forecast_shifts))
+        return forecaster.summarise(p).quantiles
+
+    # ----- torch modules (sampling, reference checks) ---------------------------------------
+
+    def torch_network(
+        self, name: str = "signal", dtype: torch.dtype = torch.float32
+    ) -> ScoreNetwork:
+        """The trained network as a torch module in eval mode (for sampling and checks)."""
+        net = ScoreNetwork(NetworkConfig(**self.manifest["models"][name]["network"]))
+        net.load_state_dict(self.weights[name])
+        return net.to(dtype).eval()
+
+    def sigmas(self, name: str = "signal") -> np.ndarray:
+        """The geometric noise schedule sigma_1 > ... > sigma_L of a model."""
+        return np.asarray(self.manifest["models"][name]["sigmas"], dtype=np.float64)
+
+    def _require_forecaster(self) -> GridForecaster:
+        if self.forecaster is None:
+            raise ValueError(
+                "this checkpoint has no forecast model; train with `--modes score,forecast` "
+                "or use signal_mode 'score'"
+            )
+        return self.forecaster
+
+
+QUANTILE_LEVELS = QUANTILES
+
+
+def _sign(value: float) -> int:
+    return 1 if value > 0.0 else (-1 if value < 0.0 else 0)

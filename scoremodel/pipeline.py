@@ -1,0 +1,206 @@
+"""Bars in, calibrated checkpoint out: features, split, normalise, train, calibrate, save."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from scoremodel.calibration import QuantileTable
+from scoremodel.checkpoint import save_checkpoint
+from scoremodel.datasets import DEFAULT_FRACTIONS
+from scoremodel.datasets import MarketDataset
+from scoremodel.datasets import Split
+from scoremodel.datasets import chronological_split
+from scoremodel.features import DEFAULT_SPEC
+from scoremodel.features import FeatureSpec
+from scoremodel.inference import SIGNAL_MODES
+from scoremodel.inference import InferenceSettings
+from scoremodel.inference import ScoreModel
+from scoremodel.network import ScoreNetwork
+from scoremodel.normalise import Normaliser
+from scoremodel.sigmas import geometric_sigmas
+from scoremodel.training import TrainConfig
+from scoremodel.training import TrainResult
+from scoremodel.training import ValidationSet
+from scoremodel.training import train_score_network
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Everything that decides a model, besides the bars."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    spec: FeatureSpec = DEFAULT_SPEC
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+    modes: tuple[str, ...] = SIGNAL_MODES
+    horizon: int = 12  # forecast mode: forward return over this many bars
+    density_sigma: float = 0.2  # z-units; see scoremodel.density
+    density_nodes: int = 4
+    forecast_sigma: float = 0.2  # z-units; see scoremodel.forecast
+    forecast_grid: int = 24
+
+    def __post_init__(self) -> None:
+        unknown = set(self.modes) - set(SIGNAL_MODES)
+        if unknown or "score" not in self.modes:
+            raise ValueError(
+                f"modes must include 'score' and be among {SIGNAL_MODES}, got {self.modes}"
+            )
+
+
+def fit_model(
+    bars: pd.DataFrame, bar_type: str, config: FitConfig = FitConfig(), progress: bool = True
+) -> ScoreModel:
+    """Train the state model (and the forecast model) on ``bars`` and calibrate them.
+
+    The split is chronological with a purge of ``horizon`` states between blocks; the
+    normalisers and every calibration table use the training block only.
+    """
+    dataset = MarketDataset.from_bars(bars, config.spec, config.horizon)
+    states = dataset.states.to_numpy()
+    split = chronological_split(len(states), config.fractions, purge=config.horizon)
+    models: dict[str, dict] = {}
+    splits = {"signal": split}
+    weights: dict[str, dict[str, torch.Tensor]] = {}
+
+    normaliser = Normaliser.fit(states[split.train])
+    z = normaliser.transform(states)
+    result = _train(z, split, config.train, progress, "state model")
+    models["signal"] = _model_entry(result, normaliser, z[split.test], config.train)
+    weights["signal"] = result.state_dict
+
+    if "forecast" in config.modes:
+        joint = np.column_stack([states, dataset.forward.to_numpy()])
+        labelled = split_labelled(split, np.isfinite(joint[:, -1]))
+        joint_normaliser = Normaliser.fit(joint[labelled.train])
+        zj = joint_normaliser.transform(np.nan_to_num(joint))
+        result = _train(zj, labelled, config.train, progress, "forecast model")
+        models["forecast"] = _model_entry(result, joint_normaliser, zj[labelled.test], config.train)
+        models["forecast"]["horizon"] = config.horizon
+        weights["forecast"] = result.state_dict
+        splits["forecast"] = labelled
+
+    sigma_min = config.train.sigma_min
+    manifest = {
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "feature_spec": config.spec.to_dict(),
+        "feature_fingerprint": config.spec.fingerprint(),
+        "data": _data_section(bars, bar_type, dataset, splits),
+        "training": config.train.to_dict(),
+        "inference": InferenceSettings(
+            signal_sigma=sigma_min,
+            density_sigma=config.density_sigma,
+            density_nodes=config.density_nodes,
+            forecast_sigma=config.forecast_sigma,
+            forecast_grid=config.forecast_grid,
+            forecast_horizon=config.horizon,
+        ).to_dict(),
+        "models": models,
+        "calibration": {},
+    }
+    manifest["calibration"] = calibrate(ScoreModel(manifest, weights), states[split.train])
+    return ScoreModel(manifest, weights)
+
+
+def calibrate(model: ScoreModel, train_states: np.ndarray) -> dict[str, dict]:
+    """Quantile tables of |signal| and log-density over the training states."""
+    scored = model.assess_batch(train_states, mode="score")
+    tables = {
+        "abs_score": QuantileTable.fit(np.abs(scored["signal"].to_numpy())),
+        "log_density": QuantileTable.fit(scored["log_density"].to_numpy()),
+    }
+    if model.has_forecast:
+        forecast = model.assess_batch(train_states, mode="forecast")
+        tables["forecast_edge"] = QuantileTable.fit(np.abs(forecast["signal"].to_numpy()))
+    return {name: table.to_dict() for name, table in tables.items()}
+
+
+def save_model(model: ScoreModel, directory: str | Path) -> Path:
+    return save_checkpoint(directory, model.manifest, model.weights)
+
+
+def split_labelled(split: Split, known: np.ndarray) -> Split:
+    """The same blocks, cut where the label is unknown (the last ``horizon`` states)."""
+    last_known = int(np.flatnonzero(known)[-1]) + 1
+    return replace(split, test=slice(split.test.start, min(split.test.stop, last_known)))
+
+
+def validation_loss(model: ScoreModel, bars: pd.DataFrame, name: str = "signal") -> float:
+    """Recompute the stored validation loss from the bars (checks a checkpoint end to end)."""
+    entry = model.manifest["models"][name]
+    train_config = TrainConfig(**model.manifest["training"])
+    dataset = MarketDataset.from_bars(bars, model.spec, model.settings.forecast_horizon)
+    rows = dataset.states.to_numpy()
+    if name == "forecast":
+        rows = np.column_stack([rows, dataset.forward.to_numpy()])
+    start, stop = model.manifest["data"]["split"][name]["val"]
+    z = Normaliser.from_dict(entry["normaliser"]).transform(rows[start:stop])
+    validation = ValidationSet(
+        torch.as_tensor(z, dtype=torch.float32), train_config, entry["sigma_max"]
+    )
+    return validation.loss(model.torch_network(name))
+
+
+def _train(
+    z: np.ndarray, split: Split, config: TrainConfig, progress: bool, what: str
+) -> TrainResult:
+    if progress:
+        print(f"training the {what}: {split.train.stop - split.train.start} states")
+    return train_score_network(z[split.train], z[split.val], config, progress=progress)
+
+
+def _model_entry(
+    result: TrainResult, normaliser: Normaliser, test: np.ndarray, config: TrainConfig
+) -> dict:
+    test_set = ValidationSet(torch.as_tensor(test, dtype=torch.float32), config, result.sigma_max)
+    return {
+        "network": result.network.to_dict(),
+        "normaliser": normaliser.to_dict(),
+        "sigma_min": result.sigma_min,
+        "sigma_max": result.sigma_max,
+        "sigmas": geometric_sigmas(result.sigma_max, result.sigma_min, result.network.dim).tolist(),
+        "best_val_loss": result.best_val_loss,
+        "test_loss": test_set.loss(_network(result)),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "train_seconds": result.seconds,
+        "states_per_second": result.states_per_second,
+        "history": result.history,
+    }
+
+
+def _network(result: TrainResult) -> ScoreNetwork:
+    net = ScoreNetwork(result.network)
+    net.load_state_dict(result.state_dict)
+    return net.eval()
+
+
+def _data_section(
+    bars: pd.DataFrame, bar_type: str, dataset: MarketDataset, splits: dict[str, Split]
+) -> dict:
+    stamps = dataset.states.index
+
+    def block(s: slice) -> dict:
+        return {
+            "first": str(stamps[s.start]),
+            "last": str(stamps[s.stop - 1]),
+            "rows": s.stop - s.start,
+        }
+
+    return {
+        "bar_type": bar_type,
+        "first_bar": str(bars.index[0]),
+        "last_bar": str(bars.index[-1]),
+        "n_bars": len(bars),
+        "n_states": len(stamps),
+        "split": {name: split.to_dict() for name, split in splits.items()},
+        "blocks": {
+            name: block(getattr(splits["signal"], name)) for name in ("train", "val", "test")
+        },
+    }

@@ -1,0 +1,38 @@
+"""Test data that needs no catalog: real-shaped bars and small trained models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def random_walk_bars(n: int, seed: int = 0, interval: str = "1min") -> pd.DataFrame:
+    """Real-shaped OHLCV bars: GARCH-like returns, jumps, flat stretches, zero-volume bars.
+
+    Stamped at the bar close, like every bar frame in this project.
+    """
+    rng = np.random.default_rng(seed)
+    variance = np.empty(n)
+    returns = np.empty(n)
+    v, omega, alpha, beta = 1e-6, 2e-8, 0.08, 0.9
+    for i in range(n):
+        variance[i] = v
+        returns[i] = np.sqrt(v) * rng.standard_t(4) / np.sqrt(2.0)
+        v = omega + alpha * returns[i] ** 2 + beta * v
+    returns += np.where(rng.random(n) < 0.002, rng.normal(0, 0.01, n), 0.0)
+    flat = rng.random(n) < 0.03  # a tick-less minute: no move at all
+    returns[flat] = 0.0
+    close = 40_000.0 * np.exp(np.cumsum(returns))
+    close = np.round(close, 1)  # on a 0.1 tick, like BTCUSDT
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    wiggle = np.abs(rng.normal(0, 1, n)) * np.sqrt(variance) * close
+    high = np.maximum(open_, close) + np.where(flat, 0.0, np.round(wiggle, 1))
+    low = np.minimum(open_, close) - np.where(flat, 0.0, np.round(wiggle * rng.random(n), 1))
+    volume = np.exp(rng.normal(3, 1, n)) * (1 + 200 * np.abs(returns))
+    volume[flat & (rng.random(n) < 0.5)] = 0.0
+    index = pd.date_range("2024-01-01", periods=n, freq=interval, tz="UTC") + pd.Timedelta(interval)
+    frame = pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index
+    )
+    frame.index.name = "ts_close"
+    return frame

@@ -1,0 +1,53 @@
+"""Exceptions raised by the ``catalogs`` package.
+
+Every error a user can cause (bad input data, a wrong path, an unknown bar type) derives from
+:class:`CatalogsError`, so callers and the CLI can tell user errors from bugs. Each class also
+derives from the builtin exception that best describes it (``ValueError``, ``LookupError``,
+``FileNotFoundError``...), so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class CatalogsError(Exception):
+    """Base class of all user-facing errors raised by ``catalogs``."""
+
+
+class IntervalError(CatalogsError, ValueError):
+    """A bar interval or bar type string could not be understood."""
+
+
+class UnknownInstrumentError(CatalogsError, LookupError):
+    """No built-in instrument spec exists for the requested symbol."""
+
+
+class CsvFormatError(CatalogsError, ValueError):
+    """A CSV file does not have the expected columns or values."""
+
+
+class CatalogNotFoundError(CatalogsError, FileNotFoundError):
+    """The data catalog directory does not exist."""
+
+
+class BarTypeNotFoundError(CatalogsError, LookupError):
+    """The requested bar type is not stored in the catalog."""
+
+
+class InstrumentNotFoundError(CatalogsError, LookupError):
+    """The requested instrument is not stored in the catalog."""
+
+
+class EmptyRangeError(CatalogsError, ValueError):
+    """A time range selects no bars."""
+
+
+class OverlapConflictError(CatalogsError, ValueError):
+    """New bars overlap stored bars but carry different values."""
+
+
+class PrecisionError(CatalogsError, ValueError):
+    """Prices carry more decimals than the instrument's price precision."""
+
+
+class DownloadError(CatalogsError, RuntimeError):
+    """Downloading bars from the exchange failed."""

@@ -1,0 +1,111 @@
+"""Command line interface: subprocess smoke test plus in-process error handling."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from catalogs.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BAR_TYPE_1M = "BTCUSDT-LINEAR.BYBIT-1-MINUTE-LAST-EXTERNAL"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "catalogs", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_synth_then_info_in_a_subprocess(tmp_path: Path) -> None:
+    catalog = str(tmp_path / "catalog")
+
+    synth = run_cli("synth", "--catalog", catalog, "--bars", "2000", "--seed", "3")
+    info = run_cli("info", "--catalog", catalog)
+
+    assert synth.returncode == 0, synth.stderr
+    assert f"{BAR_TYPE_1M}: wrote 2,000 bars" in synth.stdout
+    assert "no issues" in synth.stdout
+    assert info.returncode == 0, info.stderr
+    assert "instruments: BTCUSDT-LINEAR.BYBIT" in info.stdout
+    assert BAR_TYPE_1M in info.stdout
+    assert "2,000" in info.stdout
+    assert "2024-01-01 00:01:00" in info.stdout
+    assert "2024-01-02 09:20:00" in info.stdout
+
+
+def test_user_errors_print_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["info", "--catalog", str(tmp_path / "absent")])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: No data catalog at")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_import_csv_reports_validation_failures_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = tmp_path / "bars.csv"
+    csv.write_text(
+        "time,o,h,l,c,v\n"
+        "2024-01-01 00:00,1,2,1,2,3\n"
+        "2024-01-01 00:01,2,3,2,3,3\n"
+        "2024-01-01 00:05,3,4,3,4,3\n"
+    )
+    mapping = ["--open-col", "o", "--high-col", "h", "--low-col", "l", "--close-col", "c"]
+    args = ["import-csv", str(csv), "--interval", "1min", "--catalog", str(tmp_path / "cat")]
+
+    failed = main([*args, *mapping, "--volume-col", "v", "--gap-policy", "error"])
+    failed_err = capsys.readouterr().err
+    filled = main([*args, *mapping, "--volume-col", "v", "--gap-policy", "fill"])
+    filled_out = capsys.readouterr().out
+
+    error_lines = [line for line in failed_err.splitlines() if line.startswith("error:")]
+    assert failed == 2
+    assert len(error_lines) == 1
+    assert error_lines[0].startswith("error: Bar validation failed: 1 gap(s) with 3 missing bar(s)")
+    assert "Traceback" not in failed_err
+    assert filled == 0
+    assert "wrote 6 bars" in filled_out
+    assert "filled: 3 flat bars" in filled_out
+
+
+def test_import_csv_missing_column_mapping_is_explained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = tmp_path / "bars.csv"
+    csv.write_text("time,open,high,low,close,qty\n2024-01-01 00:00,1,2,1,2,3\n")
+
+    code = main(["import-csv", str(csv), "--interval", "1min", "--catalog", str(tmp_path / "c")])
+
+    assert code == 2
+    assert "no 'volume' column found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["synth", "import-csv", "fetch", "info"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+
+    assert exited.value.code == 0
+    assert "--catalog" in capsys.readouterr().out
+
+
+def test_bad_interval_is_an_argument_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["synth", "--interval", "7min"])
+
+    assert exited.value.code == 2
+    assert "invalid interval '7min'" in capsys.readouterr().err

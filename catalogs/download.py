@@ -227,7 +227,9 @@ def call_with_retry[T](
             sleep(backoff_s * 2**attempt)
         except ccxt.BaseError as exc:
             raise DownloadError(
-                f"Bybit rejected the request while {what}: {type(exc).__name__}: {exc}"
+                f"Bybit rejected the request while {what}: {type(exc).__name__}: {exc}. "
+                "Check the symbol, interval and time range; if Bybit reports a temporary "
+                "problem, re-run later (re-running resumes after the stored bars)"
             ) from exc
     raise AssertionError("unreachable")
 

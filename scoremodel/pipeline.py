@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from scoremodel.calibration import QuantileTable
+from scoremodel.checkpoint import library_versions
 from scoremodel.checkpoint import save_checkpoint
 from scoremodel.datasets import DEFAULT_FRACTIONS
 from scoremodel.datasets import MarketDataset
@@ -103,6 +104,7 @@ def fit_model(
         ).to_dict(),
         "models": models,
         "calibration": {},
+        "versions": library_versions(),
     }
     manifest["calibration"] = calibrate(ScoreModel(manifest, weights), states[split.train])
     return ScoreModel(manifest, weights)

@@ -27,7 +27,7 @@ class TrainConfig:
 
     hidden: int = 64
     n_blocks: int = 3
-    sigma_min: float = 0.05
+    sigma_min: float = 0.1  # z-units; smaller levels are learned poorly (DSM variance ~ 1/sigma^2)
     sigma_max: float | None = None  # None: the largest pairwise distance of the training data
     batch_size: int = 512
     max_epochs: int = 40

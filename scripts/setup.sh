@@ -53,8 +53,13 @@ if [[ ! -x "$VENV/bin/python" ]] || ! is_supported "$VENV/bin/python"; then
     rm -rf "$VENV"
     "$py" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
+log="$VENV/setup.log"
 echo "setup: installing the pinned dependency set (constraints.txt); the first run downloads torch (several GB)"
-"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev]"
+if ! { "$VENV/bin/python" -m pip install --quiet --upgrade pip \
+        && "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev]"; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "setup: pip failed; the full log is $log" >&2
+    exit 1
+fi
 echo "$want" > "$STAMP"
 echo "setup: done"

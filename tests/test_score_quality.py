@@ -27,7 +27,7 @@ from scoremodel.toy import relative_fisher_divergence
 from scoremodel.training import TrainConfig
 from scoremodel.training import train_score_network
 
-CONFIG = TrainConfig(hidden=64, n_blocks=3, max_epochs=15, batch_size=512, seed=11)
+CONFIG = TrainConfig(hidden=64, n_blocks=3, sigma_min=0.05, max_epochs=15, batch_size=512, seed=11)
 SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 # Bounds at the smallest levels; measured (15 epochs, 30k points): 2-D 0.29 / 0.02 / 0.02,
 # 10-D 0.33 / 0.10 / 0.06 at sigma = 0.05 / 0.1 / 0.2. An untrained network scores ~1.

@@ -242,9 +242,11 @@ class EmulatorServer:
         ret_msg: str = "Internal server error",
         count: int | None = None,
         http_status: int = 200,
+        after: int = 0,
     ) -> None:
-        """Answer ``path`` with this error (``count`` times, or until ``clear_faults``)."""
-        fault = PathFault(ret_code, ret_msg, count, http_status)
+        """Answer ``path`` with this error (``count`` times, or until ``clear_faults``), once
+        the next ``after`` requests to it have been served normally."""
+        fault = PathFault(ret_code, ret_msg, count, http_status, skip=after)
         self.call(lambda: self.state.faults.paths.__setitem__(path, fault))
 
     def clear_faults(self) -> None:

@@ -84,6 +84,7 @@ class PathFault:
     ret_msg: str
     remaining: int | None  # None: until cleared
     http_status: int = 200
+    skip: int = 0  # requests still let through before the fault starts
 
 
 @dataclass
@@ -101,6 +102,9 @@ class Faults:
     def take_path_fault(self, path: str) -> PathFault | None:
         fault = self.paths.get(path)
         if fault is None:
+            return None
+        if fault.skip > 0:
+            fault.skip -= 1
             return None
         if fault.remaining is not None:
             fault.remaining -= 1

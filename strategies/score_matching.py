@@ -1,0 +1,520 @@
+"""ScoreMatchingStrategy: trade the direction of a learned score, in familiar markets only.
+
+Per closed bar: update features -> model -> filters -> target position -> risk rules ->
+order for the difference.
+
+- features: the incremental market state of :mod:`scoremodel.features` (O(1) per bar);
+- model: direction, calibrated confidence and log-density (:class:`scoremodel.ScoreModel`),
+  in "score" mode (the chapter's signal) or "forecast" mode (next-h-bar predictive
+  distribution);
+- filters: density (only familiar states), confidence, direction stable for k bars;
+- target: volatility-targeted notional scaled by confidence, capped by leverage and notional,
+  rounded to the instrument's lot rules;
+- risk rules (:mod:`strategies.risk`): drawdown ladder, max-drawdown flatten-and-halt, daily
+  loss stop, kill switch;
+- order: a market order for the difference, outside a no-trade band, reduce-only when it
+  only reduces.
+
+Importable by path: ``strategies.score_matching:ScoreMatchingStrategy`` with
+``strategies.score_matching:ScoreMatchingConfig``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+
+import pandas as pd
+from nautilus_trader.common.enums import LogColor
+from nautilus_trader.config import NonNegativeInt
+from nautilus_trader.config import PositiveInt
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import BarType
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.trading.strategy import Strategy
+
+from scoremodel.features import DEFAULT_SPEC
+from scoremodel.features import IncrementalFeatures
+from scoremodel.inference import SIGNAL_MODES
+from scoremodel.inference import Assessment
+from scoremodel.inference import ScoreModel
+from strategies.diagnostics import DIAGNOSTICS_DATA_TYPE
+from strategies.diagnostics import Blocker
+from strategies.diagnostics import DiagnosticsRecorder
+from strategies.diagnostics import ScoreMatchingDiagnostics
+from strategies.model_loading import load_model_for
+from strategies.risk import RiskDecision
+from strategies.risk import RiskLimits
+from strategies.risk import RiskState
+from strategies.risk import assess_risk
+from strategies.risk import halt
+from strategies.sizing import LotRules
+from strategies.sizing import SizingRules
+from strategies.sizing import bars_per_year
+from strategies.sizing import order_quantity
+from strategies.sizing import target_notional
+from strategies.sizing import to_quantity
+
+RISK_STATE_KEY = "risk_state"
+
+
+class ScoreMatchingConfig(StrategyConfig, frozen=True):
+    """
+    Configuration for ``ScoreMatchingStrategy``; every field is a plain serialisable value.
+
+    Parameters
+    ----------
+    instrument_id : InstrumentId
+        The instrument to trade, e.g. ``BTCUSDT-LINEAR.BYBIT``.
+    bar_type : BarType
+        The bars that drive decisions; must match the model's bar type.
+    model_path : str
+        Directory of a checkpoint written by ``python -m scoremodel train``.
+    signal_mode : str, default "score"
+        "score": sign of the score's return component (the chapter's contrarian signal);
+        "forecast": P(up) - 0.5 of the predictive distribution of the next h bars.
+    density_percentile : float, default 5.0
+        States whose log-density is below this percentile of training states are unfamiliar.
+    min_confidence : float, default 0.6
+        Minimum calibrated confidence (percentile of |signal| among training states, 0-1).
+    consistency_bars : PositiveInt, default 3
+        The model's direction must be the same on this many consecutive bars.
+    hold_when_blocked : bool, default False
+        Keep the current position when only confidence/consistency block (else go flat).
+    target_annual_vol : float, default 0.30
+        Target annualised volatility of equity (annualised for the bar frequency, 24/7).
+    max_leverage : float, default 2.0
+        Cap on |notional| / equity.
+    max_notional : float, optional
+        Cap on |notional| in the settlement currency.
+    no_trade_band : float, default 0.05
+        Position changes smaller than this fraction of equity are not traded.
+    max_drawdown, reduce_drawdown, daily_loss_limit, resume_after_halt, halt_cooldown_hours
+        Risk rules, see :mod:`strategies.risk`.
+    warmup_from_history : bool, default True
+        Request the bars needed for warm-up before the first live/backtest bar.
+    history_page_bars : PositiveInt, default 1000
+        Bars per history request (Bybit serves at most 1000 klines per request).
+    allow_bar_type_mismatch : bool, default False
+        Use a model trained on another bar type (not recommended).
+    publish_diagnostics : bool, default True
+        Publish ``ScoreMatchingDiagnostics`` custom data on every decided bar.
+    record_diagnostics : bool, default True
+        Keep per-bar diagnostics in memory for reports (8 bytes x 12 fields per bar).
+    log_every_bars : PositiveInt, default 1000
+        One INFO summary line every N bars.
+    kill_switch_path : str, optional
+        If this file exists, flatten and halt (checked every bar).
+    subscribe_quotes : bool, default False
+        Also subscribe quotes (the sandbox execution client matches on quotes, not bars).
+    close_positions_on_stop : bool, default True
+    reduce_only_on_stop : bool, default True
+
+    """
+
+    instrument_id: InstrumentId
+    bar_type: BarType
+    model_path: str
+    signal_mode: str = "score"
+    density_percentile: float = 5.0
+    min_confidence: float = 0.6
+    consistency_bars: PositiveInt = 3
+    hold_when_blocked: bool = False
+    target_annual_vol: float = 0.30
+    max_leverage: float = 2.0
+    max_notional: float | None = None
+    no_trade_band: float = 0.05
+    max_drawdown: float = 0.20
+    reduce_drawdown: float = 0.10
+    daily_loss_limit: float = 0.05
+    resume_after_halt: bool = False
+    halt_cooldown_hours: float = 24.0
+    warmup_from_history: bool = True
+    history_page_bars: PositiveInt = 1000
+    allow_bar_type_mismatch: bool = False
+    publish_diagnostics: bool = True
+    record_diagnostics: bool = True
+    log_every_bars: NonNegativeInt = 1000
+    kill_switch_path: str | None = None
+    subscribe_quotes: bool = False
+    close_positions_on_stop: bool = True
+    reduce_only_on_stop: bool = True
+
+
+class ScoreMatchingStrategy(Strategy):
+    """Trades the learned score's direction; see the module docstring for the pipeline."""
+
+    def __init__(self, config: ScoreMatchingConfig) -> None:
+        validate_config(config)
+        super().__init__(config)
+        self.model: ScoreModel | None = None
+        self.instrument: Instrument | None = None
+        self.features = IncrementalFeatures(DEFAULT_SPEC)
+        self.directions: deque[int] = deque(maxlen=config.consistency_bars)
+        self.sizing = SizingRules(
+            target_annual_vol=config.target_annual_vol,
+            max_leverage=config.max_leverage,
+            max_notional=config.max_notional,
+            no_trade_band=config.no_trade_band,
+        )
+        self.limits = RiskLimits(
+            max_drawdown=config.max_drawdown,
+            reduce_drawdown=config.reduce_drawdown,
+            daily_loss_limit=config.daily_loss_limit,
+            resume_after_halt=config.resume_after_halt,
+            halt_cooldown_hours=config.halt_cooldown_hours,
+        )
+        self.risk = RiskState()
+        self.recorder = DiagnosticsRecorder() if config.record_diagnostics else None
+        self.bars_decided = 0
+        self.gaps_seen = 0
+        self._vol_index = DEFAULT_SPEC.names.index(f"vol_{DEFAULT_SPEC.vol_window}")
+        self._bar_ns = 0
+        self._last_bar_ns = 0
+        self._history_pending = False
+        self._buffered: list[Bar] = []
+
+    # ----- lifecycle ----------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self.instrument = self.cache.instrument(self.config.instrument_id)
+        if self.instrument is None:
+            raise RuntimeError(
+                f"instrument {self.config.instrument_id} is not in the cache; add it to the "
+                "backtest venue or load it through the live instrument provider"
+            )
+        self.model = load_model_for(self.config)
+        self._lots = lot_rules(self.instrument)
+        self._bar_ns = bar_interval_ns(self.config.bar_type)
+        self._annualisation = bars_per_year(self._bar_ns / 1e9)
+        self.log.info(
+            f"model {self.config.model_path} ({self.config.signal_mode} mode), density threshold "
+            f"{self.model.density_threshold:.3f} (p{self.config.density_percentile:g})",
+            LogColor.BLUE,
+        )
+        if self.config.warmup_from_history:
+            self._request_history()
+        self.subscribe_bars(self.config.bar_type)
+        if self.config.subscribe_quotes:
+            self.subscribe_quote_ticks(self.config.instrument_id)
+
+    def on_stop(self) -> None:
+        self.cancel_all_orders(self.config.instrument_id)
+        if self.config.close_positions_on_stop:
+            self.close_all_positions(
+                self.config.instrument_id, reduce_only=self.config.reduce_only_on_stop
+            )
+        self.unsubscribe_bars(self.config.bar_type)
+        if self.config.subscribe_quotes:
+            self.unsubscribe_quote_ticks(self.config.instrument_id)
+
+    def on_reset(self) -> None:
+        self.features.reset()
+        self.directions.clear()
+        self.risk = RiskState()
+        self.recorder = DiagnosticsRecorder() if self.config.record_diagnostics else None
+        self.bars_decided = self.gaps_seen = self._last_bar_ns = 0
+
+    def on_save(self) -> dict[str, bytes]:
+        return {RISK_STATE_KEY: self.risk.to_json().encode()}
+
+    def on_load(self, state: dict[str, bytes]) -> None:
+        if RISK_STATE_KEY in state:
+            self.risk = RiskState.from_json(state[RISK_STATE_KEY].decode())
+            self.log.info(f"restored risk state {self.risk}", LogColor.BLUE)
+
+    # ----- warm-up from history ------------------------------------------------------------
+
+    def _request_history(self) -> None:
+        """Request warm-up bars in pages the venue accepts; live bars wait in a buffer."""
+        now = self.clock.utc_now()
+        needed = DEFAULT_SPEC.warmup_bars + self.config.consistency_bars
+        interval = pd.Timedelta(self._bar_ns, unit="ns")
+        pages = history_pages(now - needed * interval, now, interval, self.config.history_page_bars)
+        self._history_pending = True
+        self._request_page(pages, 0)
+
+    def _request_page(self, pages: list[tuple[pd.Timestamp, pd.Timestamp]], i: int) -> None:
+        start, end = pages[i]
+        done = (
+            self._finish_history
+            if i == len(pages) - 1
+            else lambda _: self._request_page(pages, i + 1)
+        )
+        self.request_bars(self.config.bar_type, start=start, end=end, callback=done)
+
+    def _finish_history(self, _request_id: object = None) -> None:
+        self._history_pending = False
+        buffered, self._buffered = self._buffered, []
+        for bar in buffered:
+            self.on_bar(bar)
+
+    def on_historical_data(self, data: object) -> None:
+        if isinstance(data, Bar) and data.bar_type == self.config.bar_type:
+            self._consume(data, trade=False)
+
+    # ----- the decision per bar --------------------------------------------------------------
+
+    def on_bar(self, bar: Bar) -> None:
+        if self._history_pending:
+            self._buffered.append(bar)
+            return
+        self._consume(bar, trade=True)
+
+    def _consume(self, bar: Bar, trade: bool) -> None:
+        if not self._in_sequence(bar):
+            return
+        close = bar.close.as_double()
+        state = self.features.update(
+            bar.high.as_double(), bar.low.as_double(), close, bar.volume.as_double()
+        )
+        if state is None:
+            return  # still warming up
+        assessment = self.model.assess(state, self.config.signal_mode)
+        self.directions.append(assessment.direction)
+        if not trade:
+            return
+
+        equity = self._equity(close)
+        risk = self._assess_risk(equity, bar.ts_event)
+        blocker = self._blocker(assessment, risk)
+        position = self._position_qty()
+        target = self._target_qty(
+            assessment, blocker, risk, state[self._vol_index], equity, close, position
+        )
+        self._trade_towards(target, position, close, equity, reduce_only=risk.exposure == 0.0)
+        self._report(bar, assessment, blocker, risk, target, position, equity, close)
+
+    def _in_sequence(self, bar: Bar) -> bool:
+        """Drop duplicates/out-of-order bars; after a gap, warm the features up again."""
+        ts = bar.ts_event
+        if ts <= self._last_bar_ns:
+            return False
+        if self._last_bar_ns and ts - self._last_bar_ns != self._bar_ns:
+            self.gaps_seen += 1
+            self.log.warning(
+                f"gap of {(ts - self._last_bar_ns) // self._bar_ns - 1} bars before {bar}; "
+                "features warm up again"
+            )
+            self.features.reset()
+            self.directions.clear()
+        self._last_bar_ns = ts
+        return True
+
+    def _assess_risk(self, equity: float, ts_ns: int) -> RiskDecision:
+        if (
+            self.config.kill_switch_path
+            and not self.risk.halted
+            and os.path.exists(self.config.kill_switch_path)
+        ):
+            self.risk = halt(self.risk, ts_ns, f"kill switch {self.config.kill_switch_path}")
+            self.log.warning("kill switch file found: flattening and halting", LogColor.RED)
+        was_halted = self.risk.halted
+        decision = assess_risk(self.risk, equity, ts_ns, self.limits)
+        self.risk = decision.state
+        if decision.state.halted and not was_halted:
+            self.log.warning(f"HALTED: {decision.state.halt_reason}", LogColor.RED)
+        return decision
+
+    def _blocker(self, assessment: Assessment, risk: RiskDecision) -> Blocker:
+        if risk.exposure == 0.0:
+            return Blocker.RISK
+        if not assessment.in_distribution:
+            return Blocker.DENSITY
+        if assessment.direction == 0:
+            return Blocker.NO_DIRECTION
+        if assessment.confidence < self.config.min_confidence:
+            return Blocker.CONFIDENCE
+        if len(self.directions) < self.directions.maxlen or any(
+            d != assessment.direction for d in self.directions
+        ):
+            return Blocker.CONSISTENCY
+        return Blocker.NONE
+
+    def _target_qty(
+        self,
+        assessment: Assessment,
+        blocker: Blocker,
+        risk: RiskDecision,
+        bar_volatility: float,
+        equity: float,
+        price: float,
+        position: float,
+    ) -> float:
+        if blocker in (Blocker.RISK, Blocker.DENSITY):
+            return 0.0
+        if blocker != Blocker.NONE:
+            return position if self.config.hold_when_blocked else 0.0
+        notional = target_notional(
+            assessment.direction,
+            assessment.confidence * risk.exposure,
+            bar_volatility,
+            equity,
+            self._annualisation,
+            self.sizing,
+        )
+        return to_quantity(notional, price, self._lots)
+
+    def _trade_towards(
+        self, target: float, position: float, price: float, equity: float, reduce_only: bool
+    ) -> None:
+        if self._orders_working():
+            return
+        quantity = order_quantity(target, position, price, equity, self.sizing)
+        if quantity == 0.0:
+            return
+        reduces = abs(target) < abs(position) and target * position >= 0.0
+        if not reduces and abs(quantity) * price < self._lots.min_notional:
+            return
+        order = self.order_factory.market(
+            instrument_id=self.config.instrument_id,
+            order_side=OrderSide.BUY if quantity > 0 else OrderSide.SELL,
+            quantity=self.instrument.make_qty(abs(quantity)),
+            reduce_only=reduces or reduce_only,
+        )
+        self.submit_order(order)
+
+    # ----- account views ----------------------------------------------------------------------
+
+    def _equity(self, price: float) -> float:
+        """Account balance plus the unrealised PnL of this strategy's position at ``price``."""
+        account = self.portfolio.account(self.config.instrument_id.venue)
+        if account is None:
+            return 0.0
+        equity = account.balance_total(self.instrument.settlement_currency).as_double()
+        for position in self.cache.positions_open(
+            instrument_id=self.config.instrument_id, strategy_id=self.id
+        ):
+            equity += position.unrealized_pnl(self.instrument.make_price(price)).as_double()
+        return equity
+
+    def _position_qty(self) -> float:
+        return sum(
+            p.signed_qty
+            for p in self.cache.positions_open(
+                instrument_id=self.config.instrument_id, strategy_id=self.id
+            )
+        )
+
+    def _orders_working(self) -> bool:
+        return (
+            self.cache.orders_inflight_count(strategy_id=self.id) > 0
+            or self.cache.orders_open_count(strategy_id=self.id) > 0
+        )
+
+    # ----- diagnostics ------------------------------------------------------------------------
+
+    def _report(
+        self,
+        bar: Bar,
+        assessment: Assessment,
+        blocker: Blocker,
+        risk: RiskDecision,
+        target: float,
+        position: float,
+        equity: float,
+        close: float,
+    ) -> None:
+        self.bars_decided += 1
+        if self.recorder is not None:
+            self.recorder.record(
+                bar.ts_event,
+                assessment.signal,
+                assessment.confidence,
+                assessment.log_density,
+                float(assessment.in_distribution),
+                float(blocker),
+                target,
+                position,
+                equity,
+                risk.drawdown,
+                risk.exposure,
+                float(risk.status),
+                close,
+            )
+        if self.config.publish_diagnostics:
+            self.publish_data(
+                DIAGNOSTICS_DATA_TYPE,
+                ScoreMatchingDiagnostics(
+                    ts_event=bar.ts_event,
+                    ts_init=bar.ts_init,
+                    signal=assessment.signal,
+                    confidence=assessment.confidence,
+                    log_density=assessment.log_density,
+                    in_distribution=assessment.in_distribution,
+                    blocked_by=blocker.name,
+                    target_qty=target,
+                    position_qty=position,
+                    equity=equity,
+                    drawdown=risk.drawdown,
+                    exposure=risk.exposure,
+                    risk_status=risk.status.name,
+                ),
+            )
+        if self.config.log_every_bars and self.bars_decided % self.config.log_every_bars == 0:
+            self.log.info(
+                f"bar {self.bars_decided}: signal {assessment.signal:+.3f} conf "
+                f"{assessment.confidence:.2f} logp {assessment.log_density:.2f} "
+                f"{blocker.name} target {target:g} position {position:g} equity {equity:,.2f} "
+                f"dd {risk.drawdown:.2%} {risk.status.name}"
+            )
+
+
+# ----- helpers (pure) ----------------------------------------------------------------------------
+
+
+def validate_config(config: ScoreMatchingConfig) -> None:
+    """Reject values that cannot work, naming the field and the accepted range."""
+    if config.signal_mode not in SIGNAL_MODES:
+        raise ValueError(f"signal_mode must be one of {SIGNAL_MODES}, got {config.signal_mode!r}")
+    if not 0.0 <= config.min_confidence < 1.0:
+        raise ValueError(f"min_confidence must be in [0, 1), got {config.min_confidence}")
+    if not 0.0 <= config.density_percentile < 100.0:
+        raise ValueError(f"density_percentile must be in [0, 100), got {config.density_percentile}")
+    if not config.model_path:
+        raise ValueError(
+            "model_path is empty; point it at a directory from `python -m scoremodel train`"
+        )
+    SizingRules(
+        target_annual_vol=config.target_annual_vol,
+        max_leverage=config.max_leverage,
+        max_notional=config.max_notional,
+        no_trade_band=config.no_trade_band,
+    )
+    RiskLimits(
+        max_drawdown=config.max_drawdown,
+        reduce_drawdown=config.reduce_drawdown,
+        daily_loss_limit=config.daily_loss_limit,
+        resume_after_halt=config.resume_after_halt,
+        halt_cooldown_hours=config.halt_cooldown_hours,
+    )
+
+
+def lot_rules(instrument: Instrument) -> LotRules:
+    return LotRules(
+        qty_step=instrument.size_increment.as_double(),
+        min_qty=instrument.min_quantity.as_double() if instrument.min_quantity else 0.0,
+        min_notional=instrument.min_notional.as_double() if instrument.min_notional else 0.0,
+        max_qty=instrument.max_quantity.as_double() if instrument.max_quantity else math.inf,
+    )
+
+
+def bar_interval_ns(bar_type: BarType) -> int:
+    """Length of one bar, for time-aggregated bar types."""
+    return bar_type.spec.timedelta.value
+
+
+def history_pages(
+    start: pd.Timestamp, end: pd.Timestamp, interval: pd.Timedelta, page_bars: int
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """[start, end) cut into consecutive ranges of at most ``page_bars`` bars."""
+    pages, page_start = [], start
+    while page_start < end:
+        page_end = min(page_start + page_bars * interval, end)
+        pages.append((page_start, page_end))
+        page_start = page_end
+    return pages

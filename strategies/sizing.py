@@ -1,0 +1,94 @@
+"""Position sizing as pure functions: volatility target, caps, exchange rounding, no-trade band."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+SECONDS_PER_YEAR = 365.25 * 24 * 3600  # crypto trades 24/7
+
+
+def bars_per_year(bar_seconds: float) -> float:
+    """Bars in a year of continuous trading: the annualisation factor for this bar frequency."""
+    return SECONDS_PER_YEAR / bar_seconds
+
+
+@dataclass(frozen=True)
+class SizingRules:
+    target_annual_vol: float = 0.30  # of equity
+    max_leverage: float = 2.0  # |notional| <= max_leverage * equity
+    max_notional: float | None = None  # quote currency
+    no_trade_band: float = 0.05  # skip changes smaller than this fraction of equity
+
+    def __post_init__(self) -> None:
+        if self.target_annual_vol <= 0 or self.max_leverage <= 0:
+            raise ValueError("target_annual_vol and max_leverage must be positive")
+        if self.max_notional is not None and self.max_notional <= 0:
+            raise ValueError("max_notional must be positive (or None for no cap)")
+        if not 0.0 <= self.no_trade_band < 1.0:
+            raise ValueError(f"no_trade_band must be in [0, 1), got {self.no_trade_band}")
+
+
+@dataclass(frozen=True)
+class LotRules:
+    """The instrument's order-size constraints."""
+
+    qty_step: float
+    min_qty: float
+    min_notional: float
+    max_qty: float = math.inf
+
+
+def target_notional(
+    direction: int,
+    scale: float,
+    bar_volatility: float,
+    equity: float,
+    annualisation: float,
+    rules: SizingRules,
+) -> float:
+    """Signed notional for a volatility-targeted position.
+
+    |notional| = equity * scale * target_vol / (bar_vol * sqrt(bars per year)), capped at
+    max_leverage * equity and max_notional. ``scale`` in [0, 1] carries confidence and the
+    risk rules' allowed exposure.
+    """
+    if direction == 0 or scale <= 0.0 or equity <= 0.0:
+        return 0.0
+    annual_volatility = bar_volatility * math.sqrt(annualisation)
+    if annual_volatility <= 0.0:
+        leverage = rules.max_leverage  # a flat market: the caps decide
+    else:
+        leverage = min(rules.target_annual_vol / annual_volatility, rules.max_leverage)
+    notional = equity * leverage * min(scale, 1.0)
+    if rules.max_notional is not None:
+        notional = min(notional, rules.max_notional)
+    return math.copysign(notional, direction)
+
+
+def to_quantity(notional: float, price: float, lots: LotRules) -> float:
+    """Signed quantity for ``notional``, rounded toward zero to the qty step; 0 below minimums."""
+    if price <= 0.0 or notional == 0.0:
+        return 0.0
+    steps = math.floor(abs(notional) / price / lots.qty_step + 1e-9)
+    qty = min(steps * lots.qty_step, lots.max_qty)
+    if qty < lots.min_qty or qty * price < lots.min_notional:
+        return 0.0
+    return math.copysign(qty, notional)
+
+
+def order_quantity(
+    target_qty: float, current_qty: float, price: float, equity: float, rules: SizingRules
+) -> float:
+    """Signed quantity to trade (0: none); changes inside the no-trade band are skipped.
+
+    Going flat, or reversing, is always allowed: the band only stops resizing churn.
+    """
+    difference = target_qty - current_qty
+    if difference == 0.0:
+        return 0.0
+    if target_qty == 0.0 or target_qty * current_qty < 0.0:
+        return difference
+    if abs(difference) * price < rules.no_trade_band * equity:
+        return 0.0
+    return difference

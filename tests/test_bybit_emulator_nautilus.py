@@ -118,10 +118,8 @@ def test_trading_node_trades_against_emulator(emu):
         assert emu.order_submissions() == 1
 
         # The node's position and account agree with the emulator's books
-        wallet = emu.wallet()
-        venue_balance = Decimal(wallet["totalWalletBalance"])
-
-        def books_agree() -> bool:
+        def books_agree() -> bool:  # re-read the venue each time: its pushes may still be due
+            venue_balance = Decimal(emu.wallet()["totalWalletBalance"])
             positions = node.cache.positions_open(instrument_id=BTC)
             account = node.cache.account_for_venue(Venue("BYBIT"))
             return (

@@ -1,7 +1,7 @@
-"""``python -m scoremodel train|info|sample``: the command line of the ML core.
+"""``python -m scoremodel train|info|sample|evaluate``: the command line of the ML core.
 
-The ML modules import no Nautilus; only ``train`` reads bars, through ``catalogs`` (imported
-lazily here), from a Nautilus ParquetDataCatalog.
+The ML modules import no Nautilus; only ``train`` and ``evaluate`` read bars, through
+``catalogs`` (imported lazily here), from a Nautilus ParquetDataCatalog or a CSV file.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from scoremodel.training import TrainConfig
 
 DEFAULT_CATALOG = "var/catalog"
 DEFAULT_BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-HOUR-LAST-EXTERNAL"
+DEFAULT_REPORT_DIR = "reports/evaluation"
+# The demo's synthetic catalog (strategies/defaults.py): 30,000 one-hour bars, seed 7.
+DEMO_BARS = 30_000
+DEMO_SEED = 7
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +74,48 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", required=True, help="CSV file for the samples (raw feature units)")
     sample.set_defaults(run=_sample)
+    _add_evaluate(commands)
     return parser
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    from scoremodel.evaluation.walk_forward import EVAL_TRAINING
+    from scoremodel.evaluation.walk_forward import EvaluationConfig
+
+    defaults = EvaluationConfig()
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="walk-forward out-of-sample evaluation against baselines, with a report",
+        description="Train one model per walk-forward fold on past bars only, trade the next "
+        "window with costs, compare with baselines; write report.md, evaluation.json and PNGs.",
+    )
+    evaluate.add_argument("--catalog", default=DEFAULT_CATALOG, help="default: %(default)s")
+    evaluate.add_argument("--bar-type", default=DEFAULT_BAR_TYPE, help="default: %(default)s")
+    evaluate.add_argument("--csv", help="evaluate bars from this OHLCV CSV instead of a catalog")
+    evaluate.add_argument("--interval", default="1min", help="bar interval of --csv (1min)")
+    evaluate.add_argument("--start", help="first bar (ISO time, UTC)")
+    evaluate.add_argument("--end", help="last bar (ISO time, UTC)")
+    evaluate.add_argument("--out", default=DEFAULT_REPORT_DIR, help="default: %(default)s")
+    evaluate.add_argument("--folds", type=int, default=defaults.n_folds)
+    evaluate.add_argument("--scheme", choices=("expanding", "rolling"), default=defaults.scheme)
+    evaluate.add_argument(
+        "--min-train-fraction",
+        type=float,
+        default=defaults.min_train_fraction,
+        help="first training window as a share of the bars (%(default)s)",
+    )
+    evaluate.add_argument("--train-bars", type=int, help="rolling window length in bars")
+    evaluate.add_argument("--horizon", type=int, default=defaults.horizon, help="h in bars")
+    evaluate.add_argument("--epochs", type=int, default=EVAL_TRAINING.max_epochs)
+    evaluate.add_argument("--hidden", type=int, default=EVAL_TRAINING.hidden)
+    evaluate.add_argument("--blocks", type=int, default=EVAL_TRAINING.n_blocks)
+    evaluate.add_argument("--seed", type=int, default=EVAL_TRAINING.seed)
+    evaluate.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    evaluate.add_argument("--random-draws", type=int, default=defaults.random_draws)
+    evaluate.add_argument("--bootstrap", type=int, default=defaults.n_boot)
+    evaluate.add_argument("--scenario-samples", type=int, default=defaults.scenario_samples)
+    evaluate.add_argument("--pc-steps", type=int, default=defaults.pc_steps)
+    evaluate.set_defaults(run=_evaluate)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -126,6 +171,90 @@ def _sample(args: argparse.Namespace) -> int:
     pd.DataFrame(raw, columns=list(model.spec.names)).to_csv(args.out, index=False)
     print(f"wrote {args.samples} samples to {args.out}")
     return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from scoremodel.evaluation import EvaluationConfig
+    from scoremodel.evaluation import evaluate
+    from scoremodel.evaluation import write_report
+    from scoremodel.evaluation.report import verdict
+    from scoremodel.evaluation.walk_forward import EVAL_TRAINING
+
+    bars, source = _csv_bars(args) if args.csv else _catalog_bars(args)
+    defaults = EvaluationConfig()
+    train = replace(
+        EVAL_TRAINING,
+        max_epochs=args.epochs,
+        hidden=args.hidden,
+        n_blocks=args.blocks,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    config = replace(
+        defaults,
+        n_folds=args.folds,
+        scheme=args.scheme,
+        min_train_fraction=args.min_train_fraction,
+        train_bars=args.train_bars,
+        horizon=args.horizon,
+        train=train,
+        random_draws=args.random_draws,
+        n_boot=args.bootstrap,
+        scenario_samples=args.scenario_samples,
+        pc_steps=args.pc_steps,
+    )
+    results, runs, scenarios = evaluate(bars, source, config)
+    directory = write_report(args.out, results, runs, scenarios)
+    print("\n".join(f"- {line}" for line in verdict(results)))
+    print(f"report: {(directory / 'report.md').resolve()} ({results['seconds']:.0f} s)")
+    return 0
+
+
+def _csv_bars(args: argparse.Namespace) -> tuple[object, str]:
+    from catalogs.bars import validate_bars
+    from catalogs.csv_import import read_ohlcv_csv
+
+    bars, report = validate_bars(read_ohlcv_csv(args.csv, interval=args.interval), args.interval)
+    if report.gaps:
+        print(
+            f"warning: {report.missing_bars} bars missing in {len(report.gaps)} gaps; "
+            "features straddle them"
+        )
+    bars = bars.loc[args.start : args.end] if args.start or args.end else bars
+    return bars, f"{Path(args.csv).name} ({args.interval})"
+
+
+def _catalog_bars(args: argparse.Namespace) -> tuple[object, str]:
+    from catalogs.catalog import list_bar_types
+    from catalogs.catalog import read_bars_frame  # the one Nautilus-facing import
+
+    catalog = Path(args.catalog)
+    present = catalog.exists() and args.bar_type in list_bar_types(catalog)
+    if not present:
+        if args.catalog != DEFAULT_CATALOG or args.bar_type != DEFAULT_BAR_TYPE:
+            raise FileNotFoundError(
+                f"no {args.bar_type} bars in the catalog {catalog}; create them with "
+                "`python -m catalogs synth --interval 1h --bars 30000 --seed 7` or "
+                "`python -m catalogs import-csv FILE --interval 1min`, or pass --csv FILE"
+            )
+        _build_demo_catalog(catalog, args.bar_type)
+    bars = read_bars_frame(catalog, args.bar_type, start=args.start, end=args.end)
+    return bars, args.bar_type
+
+
+def _build_demo_catalog(catalog: Path, bar_type: str) -> None:
+    """The synthetic catalog of the demo (as strategies/defaults.py builds it)."""
+    from catalogs.bars import interval_of_bar_type
+    from catalogs.catalog import write_bars
+    from catalogs.instruments import make_perpetual
+    from catalogs.synthetic import generate_bars
+
+    print(f"building the demo catalog {catalog}: {DEMO_BARS:,} bars of {bar_type} (seed 7)")
+    interval = interval_of_bar_type(bar_type)
+    frame = generate_bars(DEMO_BARS, interval=interval, seed=DEMO_SEED)
+    write_bars(catalog, frame, make_perpetual(bar_type.split("-")[0]), interval)
 
 
 def describe(manifest: dict) -> str:

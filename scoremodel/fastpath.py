@@ -76,6 +76,35 @@ class FusedScoreNet:
         f = _normalise(h) @ self.output_weight + self.output_bias
         return f.reshape(*rows_shape, f.shape[-1])
 
+    def kernel_weights(self, shifts: np.ndarray) -> tuple:
+        """The weights in the compiled kernel's layout (see scoremodel.kernels.unit_score_rows)."""
+
+        def transposed(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(np.swapaxes(a, -1, -2))
+
+        return (
+            transposed(self.input_weight),
+            self.input_bias,
+            transposed(np.stack([block[0] for block in self.blocks])),
+            np.ascontiguousarray(shifts),
+            transposed(np.stack([block[3] for block in self.blocks])),
+            np.stack([block[4] for block in self.blocks]),
+            transposed(self.output_weight),
+            self.output_bias,
+        )
+
+
+def kernel_work(rows: int, state_dim: int, config: NetworkConfig) -> tuple:
+    """Preallocated (z, rows, h, normed, u, out) arrays for the compiled per-bar kernels."""
+    return (
+        np.zeros(state_dim),
+        np.zeros((rows, config.dim)),
+        np.zeros((rows, config.hidden)),
+        np.zeros((rows, config.hidden)),
+        np.zeros((rows, config.hidden)),
+        np.zeros((rows, config.dim)),
+    )
+
 
 def _normalise(h: np.ndarray) -> np.ndarray:
     """(h - mean) / sqrt(var + eps) over the last axis (LayerNorm without its affine part)."""

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from collections import deque
 from dataclasses import asdict
 from dataclasses import dataclass
 
@@ -22,10 +20,10 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-FEATURE_SPEC_VERSION = 1
+from scoremodel.kernels import ZERO_VOLATILITY as _ZERO_VOL
+from scoremodel.kernels import update_market_state
 
-# Below this a 20-bar volatility counts as zero (flat market): the ratio is then defined as 1.
-_ZERO_VOL = 1e-12
+FEATURE_SPEC_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -140,78 +138,49 @@ class IncrementalFeatures:
     """O(1)-per-bar market state, equal to :func:`compute_features` on the same bars.
 
     Call :meth:`update` once per closed bar; it returns ``None`` until warm-up is complete,
-    then the state as a float64 array (a new array per call, safe to keep).
+    then the state. The returned array is reused by the next update: copy it to keep it.
+    The arithmetic runs in one compiled call (:func:`scoremodel.kernels.update_market_state`).
     """
 
     def __init__(self, spec: FeatureSpec = DEFAULT_SPEC) -> None:
         self.spec = spec
-        self._returns: deque[float] = deque(maxlen=spec.vol_window)
-        self._short_returns: deque[float] = deque(maxlen=spec.short_vol_window)
-        self._gains: deque[float] = deque(maxlen=spec.gain_window)
-        self._losses: deque[float] = deque(maxlen=spec.gain_window)
-        self._volumes: deque[float] = deque(maxlen=spec.volume_window)
-        self._highs: deque[float] = deque(maxlen=spec.range_window)
-        self._lows: deque[float] = deque(maxlen=spec.range_window)
-        self._log_close: deque[float] = deque(
-            maxlen=max(*spec.return_horizons, spec.momentum_lookback) + 1
-        )
-        self.bars_seen = 0
+        size = max(*spec.return_horizons, spec.momentum_lookback, spec.vol_window,
+                   spec.volume_window, spec.range_window, spec.gain_window) + 1  # fmt: skip
+        self._ring = np.zeros((5, 2 * size))  # each value twice: see update_market_state
+        self._cursor = np.zeros(2, dtype=np.int64)  # next write position, bars seen
+        self._horizons = np.asarray(spec.return_horizons, dtype=np.int64)
+        self._windows = np.array(
+            [spec.vol_window, spec.short_vol_window, spec.momentum_lookback, spec.volume_window,
+             spec.range_window, spec.gain_window, spec.warmup_bars],
+            dtype=np.int64,
+        )  # fmt: skip
+        self._state = np.zeros(spec.dim)
+
+    @property
+    def bars_seen(self) -> int:
+        return int(self._cursor[1])
 
     @property
     def is_warm(self) -> bool:
         return self.bars_seen >= self.spec.warmup_bars
 
     def reset(self) -> None:
-        self.__init__(self.spec)  # type: ignore[misc]
+        self._ring[:] = 0.0
+        self._cursor[:] = 0
 
     def update(self, high: float, low: float, close: float, volume: float) -> np.ndarray | None:
         """Consume one closed bar; return the state once warm, else ``None``."""
-        spec = self.spec
-        log_close = math.log(close)
-        if self._log_close:
-            r = log_close - self._log_close[-1]
-            self._returns.append(r)
-            self._short_returns.append(r)
-            self._gains.append(r if r > 0.0 else 0.0)
-            self._losses.append(-r if r < 0.0 else 0.0)
-        self._log_close.append(log_close)
-        self._volumes.append(volume)
-        self._highs.append(high)
-        self._lows.append(low)
-        self.bars_seen += 1
-        if self.bars_seen < spec.warmup_bars:
-            return None
-
-        lc = self._log_close
-        vol_long = _std(self._returns)
-        vol_short = _std(self._short_returns)
-        volume_mean = sum(self._volumes) / len(self._volumes)
-        gains = sum(self._gains)
-        losses = sum(self._losses)
-        state = [log_close - lc[-1 - h] for h in spec.return_horizons]
-        state.append(vol_long)
-        state.append(vol_short / vol_long if vol_long > _ZERO_VOL else 1.0)
-        state.append(log_close - lc[-1 - spec.momentum_lookback])
-        state.append(volume / volume_mean if volume_mean > 0.0 else 1.0)
-        low_min, high_max = min(self._lows), max(self._highs)
-        span = high_max - low_min
-        state.append((close - low_min) / span if span > 0.0 else 0.5)
-        moved = gains + losses
-        state.append(gains / moved if moved > 0.0 else 0.5)
-        return np.array(state, dtype=np.float64)
+        warm = update_market_state(
+            self._ring, self._cursor, high, low, close, volume,
+            self._horizons, self._windows, self._state,
+        )  # fmt: skip
+        return self._state if warm else None
 
 
 def _require_columns(bars: pd.DataFrame) -> None:
     missing = [c for c in ("high", "low", "close", "volume") if c not in bars.columns]
     if missing:
         raise ValueError(f"bar frame lacks columns {missing}; it has {list(bars.columns)}")
-
-
-def _std(values: deque[float]) -> float:
-    """Sample standard deviation (ddof=1), two-pass like numpy's."""
-    n = len(values)
-    mean = sum(values) / n
-    return math.sqrt(sum((x - mean) * (x - mean) for x in values) / (n - 1))
 
 
 def _window_std(x: np.ndarray, window: int) -> np.ndarray:

@@ -29,10 +29,13 @@ from scoremodel.calibration import QuantileTable
 from scoremodel.checkpoint import load_checkpoint
 from scoremodel.density import RayDensity
 from scoremodel.fastpath import FusedScoreNet
+from scoremodel.fastpath import kernel_work
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import FeatureSpec
 from scoremodel.forecast import QUANTILES
 from scoremodel.forecast import GridForecaster
+from scoremodel.kernels import forecast_summary
+from scoremodel.kernels import score_and_density
 from scoremodel.network import NetworkConfig
 from scoremodel.network import ScoreNetwork
 from scoremodel.normalise import Normaliser
@@ -61,9 +64,9 @@ class InferenceSettings:
 
     signal_sigma: float
     density_sigma: float
-    density_nodes: int = 4
+    density_nodes: int = 3
     forecast_sigma: float = 0.2
-    forecast_grid: int = 24
+    forecast_grid: int = 16
     forecast_horizon: int = 12
 
     def to_dict(self) -> dict:
@@ -114,6 +117,31 @@ class ScoreModel:
             k: QuantileTable.from_dict(v) for k, v in manifest["calibration"].items()
         }
         self.set_density_percentile(density_percentile)
+        self._prepare_kernels()
+
+    def _prepare_kernels(self) -> None:
+        """Weights and work arrays of the compiled one-bar path (scoremodel.kernels)."""
+        dim = self.spec.dim
+        self._signal_kernel = self.signal_net.kernel_weights(self._state_shifts)
+        self._signal_work = kernel_work(len(self._row_scale), dim, self.signal_net.config)
+        self._row_scale_flat = np.ascontiguousarray(self._row_scale[:, 0])
+        if self.forecaster is not None:
+            grid_size = len(self.forecaster.grid)
+            shifts = np.repeat(self._forecast_shifts, grid_size, axis=1)
+            self._forecast_kernel = self.forecast_net.kernel_weights(shifts)
+            self._forecast_work = kernel_work(grid_size, dim, self.forecast_net.config)
+            self._forecast_out = np.zeros(3)
+            normaliser = self.forecaster.normaliser
+            self._forecast_mean = np.ascontiguousarray(normaliser.mean[:-1])
+            self._forecast_std = np.ascontiguousarray(normaliser.std[:-1])
+        self._warm_kernels()
+
+    def _warm_kernels(self) -> None:
+        """Compile (or load from numba's cache) the kernels now, not on the first live bar."""
+        typical = np.ascontiguousarray(self.normaliser.mean)
+        self._score_and_density(typical)
+        if self.forecaster is not None:
+            self._forecast_summary(typical)
 
     @classmethod
     def load(
@@ -139,14 +167,14 @@ class ScoreModel:
     # ----- one bar ------------------------------------------------------------------------
 
     def assess(self, raw_state: np.ndarray, mode: SignalMode = "score") -> Assessment:
-        """Direction, confidence and density of one state (a row of the feature spec)."""
-        z = self.normaliser.transform(raw_state)
-        f = self.signal_net.unit_score(self._row_scale * z, self._state_shifts)
-        log_density = float(self.density.log_density(f[1:], z))
+        """Direction, confidence and density of one state (a row of the feature spec).
+
+        Runs the compiled kernels; :meth:`assess_batch` computes the same numbers in numpy.
+        """
+        score, log_density = self._score_and_density(raw_state)
         in_distribution = log_density >= self.density_threshold
         if mode == "forecast":
             return self._assess_forecast(raw_state, log_density, in_distribution)
-        score = float(f[0, self._return_index]) / self.settings.signal_sigma
         return Assessment(
             direction=_sign(score),
             signal=score,
@@ -158,21 +186,35 @@ class ScoreModel:
     def _assess_forecast(
         self, raw_state: np.ndarray, log_density: float, familiar: bool
     ) -> Assessment:
-        forecaster = self._require_forecaster()
-        rows = forecaster.rows(forecaster.normalise_state(raw_state))
-        p = forecaster.probabilities(self.forecast_net.unit_score(rows, self._forecast_shifts))
-        summary = forecaster.summarise(p)
-        edge = float(summary.p_up) - 0.5
+        mean, std, p_up = self._forecast_summary(raw_state)
+        edge = p_up - 0.5
         return Assessment(
             direction=_sign(edge),
             signal=edge,
             confidence=self.calibration["forecast_edge"].rank(abs(edge)),
             log_density=log_density,
             in_distribution=familiar,
-            forecast_mean=float(summary.mean),
-            forecast_std=float(summary.std),
-            forecast_p_up=float(summary.p_up),
+            forecast_mean=mean,
+            forecast_std=std,
+            forecast_p_up=p_up,
         )
+
+    def _score_and_density(self, raw_state: np.ndarray) -> tuple[float, float]:
+        normaliser, settings = self.normaliser, self.settings
+        return score_and_density(
+            raw_state, normaliser.mean, normaliser.std, normaliser.clip, self._row_scale_flat,
+            self._signal_kernel, self._signal_work, self.density.weights,
+            settings.signal_sigma, settings.density_sigma, self._return_index,
+        )  # fmt: skip
+
+    def _forecast_summary(self, raw_state: np.ndarray) -> tuple[float, float, float]:
+        forecaster, summary = self._require_forecaster(), self._forecast_out
+        forecast_summary(
+            raw_state, self._forecast_mean, self._forecast_std, forecaster.normaliser.clip,
+            forecaster.grid, forecaster.grid_raw, forecaster.step, forecaster.sigma,
+            forecaster.raw_scale, self._forecast_kernel, self._forecast_work, summary,
+        )  # fmt: skip
+        return float(summary[0]), float(summary[1]), float(summary[2])
 
     # ----- many bars ----------------------------------------------------------------------
 

@@ -22,6 +22,17 @@ class NetworkConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def forward_macs(self) -> int:
+        """Multiply-accumulates of one forward pass for one sample (all matrix products)."""
+        h = self.hidden
+        embedding = self.embed_dim * h + h * h
+        blocks = self.n_blocks * 3 * h * h  # fc1, sigma projection, fc2
+        return self.dim * h + embedding + blocks + h * self.dim
+
+    def training_flops(self) -> int:
+        """FLOPs per sample of one DSM step: forward + backward ~ 3 forwards, 2 FLOPs per MAC."""
+        return 2 * 3 * self.forward_macs()
+
 
 class SigmaEmbedding(nn.Module):
     """Sinusoidal features of log sigma followed by an MLP (continuous noise conditioning)."""

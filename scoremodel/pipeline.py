@@ -43,9 +43,9 @@ class FitConfig:
     modes: tuple[str, ...] = SIGNAL_MODES
     horizon: int = 12  # forecast mode: forward return over this many bars
     density_sigma: float = 0.2  # z-units; see scoremodel.density
-    density_nodes: int = 4
+    density_nodes: int = 3
     forecast_sigma: float = 0.2  # z-units; see scoremodel.forecast
-    forecast_grid: int = 24
+    forecast_grid: int = 16
 
     def __post_init__(self) -> None:
         unknown = set(self.modes) - set(SIGNAL_MODES)

@@ -19,10 +19,10 @@ SHARED_CSV = Path(__file__).resolve().parents[1].parent / "shared/data/btcusdt_p
 
 def incremental_states(bars: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPEC) -> np.ndarray:
     features = IncrementalFeatures(spec)
-    rows = [
-        features.update(h, lo, c, v)
-        for h, lo, c, v in bars[["high", "low", "close", "volume"]].itertuples(index=False)
-    ]
+    rows = []
+    for h, lo, c, v in bars[["high", "low", "close", "volume"]].itertuples(index=False):
+        state = features.update(h, lo, c, v)
+        rows.append(None if state is None else state.copy())  # the array is reused
     assert all(r is None for r in rows[: spec.warmup_bars - 1])
     return np.array(rows[spec.warmup_bars - 1 :])
 

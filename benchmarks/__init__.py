@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks of the per-bar path (``python -m benchmarks``)."""

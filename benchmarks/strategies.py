@@ -1,0 +1,113 @@
+"""Engine runs for the benchmark: a do-nothing strategy and the instrumented full strategy."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import msgspec
+import numpy as np
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import BarType
+from nautilus_trader.trading.strategy import Strategy
+
+from catalogs.catalog import load_instrument
+from catalogs.catalog import open_catalog
+from catalogs.catalog import read_bars_frame
+from strategies.backtest import build_engine
+from strategies.backtest import next_open_quotes
+from strategies.run_config import load_run_config
+from strategies.score_matching import ScoreMatchingStrategy
+
+BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-MINUTE-LAST-EXTERNAL"
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+# Trades on almost every bar: shows how Nautilus's own cost grows with orders.
+ORDER_HEAVY = {"min_confidence": 0.0, "consistency_bars": 1, "density_percentile": 0.0,
+               "no_trade_band": 0.0}  # fmt: skip
+
+
+class BareConfig(StrategyConfig, frozen=True):
+    bar_type: BarType
+
+
+class BareStrategy(Strategy):
+    """Subscribes to the bars and does nothing with them: the engine's own cost."""
+
+    def on_start(self) -> None:
+        self.subscribe_bars(self.config.bar_type)
+
+    def on_bar(self, bar: Bar) -> None:
+        pass
+
+    def on_stop(self) -> None:
+        self.unsubscribe_bars(self.config.bar_type)
+
+
+class TimedScoreMatchingStrategy(ScoreMatchingStrategy):
+    """ScoreMatchingStrategy with on_bar wall time and RSS sampled inside the engine."""
+
+    def __init__(self, config, n_bars: int) -> None:
+        super().__init__(config)
+        self.latency_ns = np.zeros(n_bars, dtype=np.int64)
+        self.calls = 0
+        self.rss_half = self.rss_end = 0
+        self._half = n_bars // 2
+        self._last = n_bars - 1
+
+    def on_bar(self, bar: Bar) -> None:
+        started = time.perf_counter_ns()
+        super().on_bar(bar)
+        i = self.calls
+        if i <= self._last:
+            self.latency_ns[i] = time.perf_counter_ns() - started
+        if i == self._half:
+            self.rss_half = current_rss()
+        elif i == self._last:
+            self.rss_end = current_rss()
+        self.calls = i + 1
+
+
+def current_rss() -> int:
+    """Resident set size of this process in bytes (Linux /proc)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * PAGE_BYTES
+
+
+def run_engine(catalog: Path, model_dir: Path, mode: str, order_heavy: bool = False) -> dict:
+    """One backtest over every bar of the catalog; ``mode`` is "bare", "score" or "forecast"."""
+    overrides = ORDER_HEAVY if order_heavy else {}
+    run = load_run_config(
+        model_path=str(model_dir), bar_type=BAR_TYPE,
+        signal_mode="score" if mode == "bare" else mode, **overrides,
+    )  # fmt: skip
+    instrument = load_instrument(catalog, str(run.strategy.instrument_id))
+    bars = open_catalog(catalog).bars([BAR_TYPE])
+    engine = build_engine(run, instrument)
+    engine.add_instrument(instrument)
+    engine.add_data(bars)
+    engine.add_data(next_open_quotes(read_bars_frame(catalog, BAR_TYPE), instrument))
+    if mode == "bare":
+        strategy = BareStrategy(BareConfig(bar_type=run.strategy.bar_type))
+    else:
+        config = msgspec.structs.replace(run.strategy, warmup_from_history=False)
+        strategy = TimedScoreMatchingStrategy(config, len(bars))
+    engine.add_strategy(strategy)
+    started = time.perf_counter()
+    engine.run()
+    seconds = time.perf_counter() - started
+    result = {"bars_per_s": len(bars) / seconds, "orders": len(engine.cache.orders())}
+    if mode != "bare":
+        latency = strategy.latency_ns[: strategy.calls] / 1_000
+        result["latency_us"] = {
+            "p50": float(np.percentile(latency, 50)),
+            "p99": float(np.percentile(latency, 99)),
+            "max": float(latency.max()),
+        }
+        result["rss_mb"] = {
+            "at_half": strategy.rss_half / 2**20,
+            "at_end": strategy.rss_end / 2**20,
+            "growth_mb": (strategy.rss_end - strategy.rss_half) / 2**20,
+        }
+    engine.dispose()
+    return result

@@ -1,0 +1,157 @@
+"""Forecast mode: is the predictive distribution of the h-bar forward return any good?
+
+The model publishes quantiles q_k at levels tau_k (``scoremodel.forecast.QUANTILES``). Between
+them the quantile function is interpolated linearly in normal scores z = Phi^{-1}(tau) and
+extrapolated with the outer slopes, which is exact for a Gaussian (Q(tau) = mu + s z). Then
+
+    CRPS(F, y) = 2 int_0^1 rho_tau(y - Q(tau)) d tau,  rho_tau(u) = u (tau - 1{u < 0}),
+
+(pinball-loss form of the CRPS, Gneiting & Raftery 2007), by the midpoint rule on M levels, and
+PIT u = F(y). The baseline is a Gaussian N(0, h s_t^2) with s_t the standard deviation of the
+last W one-bar log returns (a rolling volatility), scored by the same code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from scoremodel.evaluation.metrics import block_bootstrap_indices
+from scoremodel.evaluation.metrics import block_length
+from scoremodel.evaluation.metrics import norm_cdf
+from scoremodel.evaluation.metrics import norm_ppf
+
+INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
+
+
+def crps_gaussian(mu: np.ndarray, sigma: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Closed form: s [z (2 Phi(z) - 1) + 2 phi(z) - 1/sqrt(pi)], z = (y - mu) / s."""
+    z = (np.asarray(y) - mu) / sigma
+    pdf = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return sigma * (z * (2 * norm_cdf(z) - 1) + 2 * pdf - INV_SQRT_PI)
+
+
+def quantile_function(levels: np.ndarray, quantiles: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """Q(tau) per row from knots (tau_k, q_k): linear in z = Phi^{-1}(tau), linear tails."""
+    knots = norm_ppf(levels)
+    q = np.sort(np.atleast_2d(quantiles), axis=1)
+    z = norm_ppf(taus)
+    segment = np.clip(np.searchsorted(knots, z) - 1, 0, len(knots) - 2)
+    z0, z1 = knots[segment], knots[segment + 1]
+    q0, q1 = q[:, segment], q[:, segment + 1]
+    return q0 + (q1 - q0) * ((z - z0) / (z1 - z0))[None, :]
+
+
+def crps_from_quantiles(
+    levels: np.ndarray, quantiles: np.ndarray, y: np.ndarray, n_levels: int = 400
+) -> np.ndarray:
+    """CRPS per row from the interpolated quantile function (midpoint rule, M levels)."""
+    taus = (np.arange(n_levels) + 0.5) / n_levels
+    q = quantile_function(np.asarray(levels), quantiles, taus)  # (n, M)
+    u = np.asarray(y, dtype=np.float64)[:, None] - q
+    pinball = u * (taus[None, :] - (u < 0))
+    return 2.0 * pinball.mean(axis=1)
+
+
+def pit_from_quantiles(levels: np.ndarray, quantiles: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """u = F(y): invert the interpolated quantile function (linear in z, linear tails)."""
+    knots = norm_ppf(np.asarray(levels))
+    q = np.sort(np.atleast_2d(quantiles), axis=1)
+    y = np.asarray(y, dtype=np.float64)
+    segment = np.clip((y[:, None] > q).sum(axis=1) - 1, 0, len(knots) - 2)
+    rows = np.arange(len(y))
+    q0, q1 = q[rows, segment], q[rows, segment + 1]
+    span = np.where(q1 > q0, q1 - q0, 1e-300)
+    z = knots[segment] + (knots[segment + 1] - knots[segment]) * (y - q0) / span
+    return norm_cdf(z)
+
+
+def gaussian_quantiles(mu: np.ndarray, sigma: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """mu + s Phi^{-1}(tau_k) per row."""
+    return np.asarray(mu)[:, None] + np.asarray(sigma)[:, None] * norm_ppf(levels)[None, :]
+
+
+def rolling_volatility_forecast(bars: pd.DataFrame, horizon: int, window: int) -> pd.Series:
+    """sigma_h,t = sqrt(h) std(r_{t-W+1..t}): the baseline's predictive std, known at t."""
+    returns = np.log(bars["close"]).diff()
+    return math.sqrt(horizon) * returns.rolling(window).std()
+
+
+def pit_summary(u: np.ndarray, bins: int = 10) -> dict:
+    """Histogram of the PIT and the KS distance to U(0, 1): D = max |F_n(u) - u|."""
+    u = np.sort(np.asarray(u, dtype=np.float64))
+    n = len(u)
+    grid = np.arange(1, n + 1) / n
+    ks = float(max(np.max(grid - u), np.max(u - (grid - 1 / n)))) if n else float("nan")
+    counts, _ = np.histogram(u, bins=bins, range=(0.0, 1.0))
+    return {"ks": ks, "ks_critical_5pct": 1.36 / math.sqrt(max(n, 1)), "counts": counts.tolist()}
+
+
+def interval_coverage(levels: np.ndarray, quantiles: np.ndarray, y: np.ndarray) -> dict:
+    """Empirical coverage of the central intervals between symmetric quantile pairs."""
+    levels = np.asarray(levels)
+    out = {}
+    for i in range(len(levels) // 2):
+        lo, hi = quantiles[:, i], quantiles[:, len(levels) - 1 - i]
+        nominal = round(float(levels[len(levels) - 1 - i] - levels[i]), 4)
+        out[f"{nominal:g}"] = float(np.mean((y >= lo) & (y <= hi)))
+    return out
+
+
+def reliability(p_up: np.ndarray, y: np.ndarray, bins: int = 10) -> dict:
+    """Binned P(up) against the observed frequency of y > 0 (a reliability diagram)."""
+    edges = np.quantile(p_up, np.linspace(0, 1, bins + 1))
+    which = np.clip(np.searchsorted(edges, p_up, side="right") - 1, 0, bins - 1)
+    rows = [
+        (float(p_up[which == b].mean()), float((y[which == b] > 0).mean()), int((which == b).sum()))
+        for b in range(bins)
+        if (which == b).any()
+    ]
+    predicted, observed, count = (list(c) for c in zip(*rows, strict=True))
+    brier = float(np.mean((p_up - (y > 0)) ** 2))
+    return {"predicted": predicted, "observed": observed, "count": count, "brier": brier}
+
+
+def mean_difference_ci(
+    a: np.ndarray, b: np.ndarray, horizon: int, n_boot: int = 500, seed: int = 0
+) -> tuple[float, float, float]:
+    """mean(a - b) with a moving-block bootstrap 95 % interval (overlapping labels)."""
+    d = np.asarray(a) - np.asarray(b)
+    rng = np.random.default_rng(seed)
+    idx = block_bootstrap_indices(len(d), block_length(len(d), horizon), n_boot, rng)
+    means = d[idx].mean(axis=1)
+    return float(d.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def forecast_scores(
+    levels: np.ndarray,
+    model_quantiles: np.ndarray,
+    p_up: np.ndarray,
+    baseline_sigma: np.ndarray,
+    y: np.ndarray,
+    horizon: int,
+    n_boot: int = 500,
+) -> dict:
+    """CRPS of the model and the baseline, skill with CI, PIT, coverage and reliability."""
+    keep = np.isfinite(y) & np.isfinite(baseline_sigma) & np.isfinite(model_quantiles).all(1)
+    y, q, p_up, s = y[keep], model_quantiles[keep], p_up[keep], baseline_sigma[keep]
+    base_q = gaussian_quantiles(np.zeros(len(y)), s, levels)
+    crps_model = crps_from_quantiles(levels, q, y)
+    crps_base = crps_from_quantiles(levels, base_q, y)
+    diff, low, high = mean_difference_ci(crps_model, crps_base, horizon, n_boot)
+    mean_base = float(crps_base.mean())
+    return {
+        "n": len(y),
+        "crps_model": float(crps_model.mean()),
+        "crps_baseline": mean_base,
+        "crps_skill": -diff / mean_base,  # 1 - CRPS_model / CRPS_baseline
+        "crps_skill_low": -high / mean_base,
+        "crps_skill_high": -low / mean_base,
+        "pit_model": pit_summary(pit_from_quantiles(levels, q, y)),
+        "pit_baseline": pit_summary(pit_from_quantiles(levels, base_q, y)),
+        "coverage_model": interval_coverage(levels, q, y),
+        "coverage_baseline": interval_coverage(levels, base_q, y),
+        "reliability": reliability(p_up, y),
+    }

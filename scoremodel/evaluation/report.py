@@ -1,0 +1,481 @@
+"""report.md (tables + a plain-language verdict), evaluation.json and the figures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from scoremodel.evaluation.plots import write_plots
+from scoremodel.evaluation.summary import BASELINES
+from scoremodel.evaluation.summary import FILTER_VARIANTS
+from scoremodel.evaluation.summary import MODEL
+from scoremodel.evaluation.summary import FoldRun
+from scoremodel.training import TrainConfig
+
+CLAIMED_SHARPE = (0.8, 1.5)  # the chapter's promise
+
+
+def write_report(
+    directory: str | Path, results: dict, runs: list[FoldRun], scenarios: dict
+) -> Path:
+    """Write evaluation.json, the PNG figures and report.md into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    results = {**results, "verdict": verdict(results)}
+    (directory / "evaluation.json").write_text(json.dumps(jsonable(results), indent=1))
+    figures = write_plots(directory, results, runs, scenarios)
+    (directory / "report.md").write_text(markdown(results, figures))
+    return directory
+
+
+def jsonable(value: object) -> object:
+    """numpy scalars to Python, NaN/inf to null, tuples to lists (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ----- verdict ---------------------------------------------------------------------------------
+
+
+def verdict(results: dict) -> list[str]:
+    """Plain-language conclusions, each derived from a rule stated in the report."""
+    o = results["overall"]
+    s = o["strategies"]
+    m = s[MODEL]
+    lines = [
+        f"Strategy: out of sample, after fees, the score-model strategy returned "
+        f"{m['total_return']:+.1%} over {len(results['folds'])} test windows, net Sharpe "
+        f"{m['sharpe']:.2f} (95 % CI {m['sharpe_low']:.2f} .. {m['sharpe_high']:.2f}), max "
+        f"drawdown {m['max_drawdown']:.1%}, fees {m['fees']:.1%} of starting equity (Sharpe "
+        f"before fees {m['sharpe_before_fees']:.2f}). "
+        f"Buy-and-hold: Sharpe {s['buy_and_hold']['sharpe']:.2f}, return "
+        f"{s['buy_and_hold']['total_return']:+.1%}."
+    ]
+    lines.append(_baseline_line(o))
+    lines.append(
+        f"Luck: probabilistic Sharpe ratio {m['psr']:.2f} (P[true Sharpe > 0]); deflated Sharpe "
+        f"ratio {m['dsr']:.2f} given the {o['n_trials']} strategies evaluated here "
+        f"({_dsr_word(m['dsr'])})."
+    )
+    lines.append(_ic_line(o))
+    lines.append(_forecast_line(o))
+    lines.append(_filter_line(o))
+    lines.append(_scenario_line(results["scenarios"]))
+    lines.append(_claim_line(m))
+    return lines
+
+
+def _interval_word(low: float, high: float, positive: str, negative: str, neutral: str) -> str:
+    if low > 0:
+        return positive
+    if high < 0:
+        return negative
+    return neutral
+
+
+def _baseline_line(o: dict) -> str:
+    parts = []
+    for name in BASELINES:
+        c = o["comparisons"][f"{MODEL}_vs_{name}"]
+        word = _interval_word(
+            c["low"], c["high"], "beats", "loses to", "is not distinguishable from"
+        )
+        parts.append(f"{word} {name} ({c['difference']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}])")
+    random = o["strategies"]["random"]
+    return (
+        "Against baselines (Sharpe difference, 95 % paired block bootstrap) the model "
+        + "; ".join(parts)
+        + f". {random['share_of_draws_beating_model']:.0%} of {random['draws']} random strategies "
+        "with the model's own holding periods reached the model's Sharpe or more."
+    )
+
+
+def _dsr_word(dsr: float) -> str:
+    if dsr >= 0.95:
+        return "significant at 5 % after deflation"
+    return "not significant after deflation for the number of strategies tried"
+
+
+def _ic_line(o: dict) -> str:
+    ic, perm = o["ic"], o["permutation_ic"]
+    word = _interval_word(
+        ic["low"],
+        ic["high"],
+        "positive and significant",
+        "negative and significant (the signal points the wrong way)",
+        "not distinguishable from zero",
+    )
+    guard = "passes" if abs(perm["mean"]) <= perm["bound"] else "FAILS (investigate leakage)"
+    return (
+        f"Signal: Spearman IC of the score signal with the next-h-bar return {ic['value']:+.4f} "
+        f"(95 % CI {ic['low']:+.4f} .. {ic['high']:+.4f}, n = {ic['n']:,}): {word}. Leakage guard "
+        f"(future returns shuffled): IC {perm['mean']:+.4f}, within +-{perm['bound']:.4f}: {guard}."
+    )
+
+
+def _forecast_line(o: dict) -> str:
+    f = o["forecast"]
+    word = _interval_word(
+        f["crps_skill_low"],
+        f["crps_skill_high"],
+        "better than",
+        "worse than",
+        "not distinguishable from",
+    )
+    pit = f["pit_model"]
+    calibrated = "calibrated" if pit["ks"] <= pit["ks_critical_5pct"] else "not calibrated"
+    cover = f["coverage_model"]
+    return (
+        f"Forecast: CRPS {f['crps_model']:.5f} vs {f['crps_baseline']:.5f} for a Gaussian with "
+        f"rolling volatility, skill {f['crps_skill']:+.1%} (95 % CI {f['crps_skill_low']:+.1%} .. "
+        f"{f['crps_skill_high']:+.1%}): {word} the baseline. PIT KS {pit['ks']:.3f} (5 % critical "
+        f"{pit['ks_critical_5pct']:.3f}, {calibrated}; the baseline's "
+        f"{f['pit_baseline']['ks']:.3f}); central intervals cover "
+        + ", ".join(f"{v:.0%} (nominal {float(k):.0%})" for k, v in cover.items())
+        + "."
+    )
+
+
+def _filter_line(o: dict) -> str:
+    flt = o["filters"]["model"]
+    parts = []
+    for name in FILTER_VARIANTS:
+        c = o["comparisons"][f"{MODEL}_vs_{name}"]
+        word = _interval_word(
+            c["low"], c["high"], "beats", "loses to", "no detectable difference vs"
+        )
+        parts.append(f"{word} {name} ({c['difference']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}])")
+    return (
+        f"Density filter: flags {flt['ood_share']:.1%} of test bars; the unfiltered strategy made "
+        f"{flt['return_bp_flagged']:+.2f} bp/bar on flagged and {flt['return_bp_familiar']:+.2f} "
+        f"bp/bar on familiar bars; |forward return| is {flt['forward_abs_ratio']:.2f}x larger on "
+        "flagged bars. With the score filter the strategy " + "; ".join(parts) + "."
+    )
+
+
+def _scenario_line(sc: dict) -> str:
+    ks = sc["states"]["ks"]
+    median = {k: float(np.median(list(v.values()))) for k, v in ks.items()}
+    corr = sc["states"]["correlation_error"]
+    fr = sc["forward_returns"]
+    return (
+        f"Scenarios: median per-feature KS against held-out states {median['score_model']:.3f} "
+        f"for score-model samples, {median['gaussian']:.3f} for a fitted Gaussian, "
+        f"{median['training_data']:.3f} for the training data itself (critical "
+        f"{sc['states']['ks_critical_5pct']:.3f}); correlation error "
+        f"{corr['score_model']:.2f} / {corr['gaussian']:.2f} / {corr['training_data']:.2f}. "
+        f"Inpainted h-bar forward returns: 90 % bands cover {fr['coverage_90']:.0%} "
+        f"(a correct model: {fr['coverage_90_expected']:.0%}); stressed states' 95 % VaR "
+        f"{fr['stress_var95_sampled']:+.2%} sampled vs {fr['stress_var95_realised']:+.2%} realised."
+    )
+
+
+def _claim_line(m: dict) -> str:
+    low, high = m["sharpe_low"], m["sharpe_high"]
+    if high < CLAIMED_SHARPE[0]:
+        word = "not supported: the whole 95 % interval lies below it"
+    elif low > CLAIMED_SHARPE[1]:
+        word = "exceeded (the whole interval lies above it)"
+    elif low >= CLAIMED_SHARPE[0]:
+        word = "consistent with the measurement"
+    else:
+        word = "not demonstrated: the 95 % interval also includes Sharpe ratios far below it"
+    return (
+        f"The chapter's promise of Sharpe {CLAIMED_SHARPE[0]}-{CLAIMED_SHARPE[1]} is {word} "
+        f"(measured {m['sharpe']:.2f}, 95 % CI {low:.2f} .. {high:.2f})."
+    )
+
+
+# ----- markdown ------------------------------------------------------------------------------
+
+
+def markdown(results: dict, figures: list[str]) -> str:
+    cfg = results["config"]
+    lines = [
+        f"# Walk-forward evaluation: {results['source']}",
+        "",
+        f"{results['bars']:,} bars of {results['bar_interval']} ({results['first_bar'][:16]} .. "
+        f"{results['last_bar'][:16]} UTC), {cfg['n_folds']} {cfg['scheme']} folds; written "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC in {results['seconds']:.0f} s.",
+        "",
+        "## Verdict",
+        "",
+        *(f"- {line}" for line in results["verdict"]),
+        "",
+        *_setup(results),
+        *_strategy_table(results["overall"]),
+        *_per_fold_sharpe(results),
+        *_comparison_table(results["overall"]),
+        *_ic_table(results),
+        *_forecast_table(results),
+        *_filter_table(results),
+        *_scenario_tables(results["scenarios"]),
+        "## Figures",
+        "",
+        *(f"![{name}]({name})" for name in figures),
+        "",
+        *_definitions(),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]
+
+
+def _setup(results: dict) -> list[str]:
+    cfg, train, sim = results["config"], results["config"]["train"], results["config"]["sim"]
+    rows = [
+        [
+            str(f["fold"]),
+            _span(f["train_first"], f["train_last"], f["train"]),
+            _span(f["test_first"], f["test_last"], f["test"]),
+            f"{f['best_epoch'] + 1}/{f['epochs_run']}",
+        ]
+        for f in results["folds"]
+    ]
+    return [
+        "## Setup (fixed before the run; nothing is tuned on test windows)",
+        "",
+        f"- Folds: {cfg['scheme']} walk-forward, purge {cfg['purge']} bars between training and "
+        f"test (>= max(label horizon h = {cfg['horizon']}, feature warm-up)), embargo "
+        f"{cfg['embargo']} bars after each test window (>= h, so test windows share no label).",
+        f"- Each fold trains its own score and forecast models and normalisers with `fit_model` on "
+        f"its training bars only (internal chronological split {cfg['fractions']}, early stopping "
+        f"on its own validation block): hidden {train['hidden']} x {train['n_blocks']} blocks, "
+        f"at most {train['max_epochs']} epochs (patience {train['patience']}; `train` uses "
+        f"{TrainConfig().max_epochs}), batch {train['batch_size']}, lr {train['learning_rate']}, "
+        f"EMA {train['ema_decay']}, seed {train['seed']}.",
+        f"- Trading rules as the strategy's defaults: density filter at the "
+        f"{cfg['density_percentile']:g}th training percentile, min confidence "
+        f"{sim['min_confidence']}, {sim['consistency_bars']} consistent bars, target volatility "
+        f"{sim['target_annual_vol']:.0%}, max leverage {sim['max_leverage']}, no-trade band "
+        f"{sim['no_trade_band']:.0%}, drawdown ladder {sim['reduce_drawdown']:.0%} -> halt at "
+        f"{sim['max_drawdown']:.0%}, daily loss stop {sim['daily_loss_limit']:.0%}; decisions on "
+        f"a bar's close fill at the next bar's open; taker fee {sim['taker_fee']:.3%} on every "
+        "position change; each test window starts flat with equity 1 and ends flat.",
+        "- Simplifications vs the Nautilus backtest: no partial fills, no slippage, no lot "
+        "rounding / minimum notional, no max_notional cap, no funding (on the demo's held-out "
+        "window the simulator reproduces the backtest's trades and final equity to ~0.02 %).",
+        '- "A beats B" (fixed in advance): the pooled net Sharpe difference A - B has a 95 % '
+        "paired block-bootstrap interval above 0; filters are compared as the model strategy "
+        "with each filter. Everything else is reported, not used to pick.",
+        f"- Annualisation: {results['annualisation']} (N = {results['bars_per_year']:,.0f}; "
+        f"sqrt(N) = {results['bars_per_year'] ** 0.5:,.0f}, so a small but steady loss per bar, "
+        "e.g. fees, shows as a large negative Sharpe).",
+        f"- Strategies tried (N = {len(results['strategies'])} for the deflated Sharpe): "
+        + ", ".join(results["strategies"])
+        + ".",
+        "",
+        *_table(["fold", "training window (bars)", "test window (bars)", "best epoch"], rows),
+    ]
+
+
+def _span(first: str, last: str, bars: list[int]) -> str:
+    return f"{first[:16]} .. {last[:16]} ({bars[1] - bars[0]:,})"
+
+
+def _ci(
+    d: dict, fmt: str = "+.4f", value: str = "value", low: str = "low", high: str = "high"
+) -> str:
+    return f"{_f(d[value], fmt)} [{_f(d[low], fmt)}, {_f(d[high], fmt)}]"
+
+
+def _f(x: float | None, fmt: str = ".2f") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
+
+
+def _strategy_table(o: dict) -> list[str]:
+    rows = []
+    for name, m in o["strategies"].items():
+        rows.append(
+            [
+                name,
+                f"{_f(m['sharpe'])} [{_f(m['sharpe_low'])}, {_f(m['sharpe_high'])}]",
+                _f(m["sharpe_before_fees"]),
+                _f(m["sortino"]),
+                _f(m["total_return"], "+.1%"),
+                _f(m["max_drawdown"], ".1%"),
+                _f(m["turnover"], ",.0f"),
+                _f(m["fees"], ".1%"),
+                _f(m["trades"], ",.0f"),
+                f"{_f(m['hit_rate'], '.1%')} [{_f(m['hit_rate_low'], '.1%')}, "
+                f"{_f(m['hit_rate_high'], '.1%')}]",
+                _f(m["psr"]),
+                _f(m["dsr"]),
+            ]
+        )
+    header = ["strategy", "Sharpe [95 % CI]", "before fees", "Sortino", "return", "max DD"]
+    header += ["turnover/yr"]
+    header += ["fees", "trades", "hit rate [Wilson 95 %]", "PSR", "DSR"]
+    return ["## Strategies, all test windows chained", "", *_table(header, rows)]
+
+
+def _per_fold_sharpe(results: dict) -> list[str]:
+    folds = results["folds"]
+    names = list(folds[0]["strategies"])
+    rows = [
+        [name, *(_f(f["strategies"][name]["sharpe"]) for f in [*folds, results["overall"]])]
+        for name in names
+    ]
+    header = ["Sharpe", *(f"fold {f['fold']}" for f in folds), "pooled"]
+    return ["## Net Sharpe per fold", "", *_table(header, rows)]
+
+
+def _comparison_table(o: dict) -> list[str]:
+    rows = [
+        [
+            name,
+            _f(c["difference"]),
+            f"[{_f(c['low'])}, {_f(c['high'])}]",
+            "yes" if c["beats"] else "no",
+        ]
+        for name, c in o["comparisons"].items()
+    ]
+    header = ["comparison", "Sharpe difference", "95 % interval", "model beats it"]
+    return [
+        "## Does the model beat the alternatives? (pooled, paired block bootstrap)",
+        "",
+        *_table(header, rows),
+    ]
+
+
+def _ic_table(results: dict) -> list[str]:
+    summaries = [*results["folds"], results["overall"]]
+    labels = [f"fold {f['fold']}" for f in results["folds"]] + ["pooled"]
+    names = list(summaries[0]["ic_by_signal"])
+    rows = [
+        [
+            label,
+            *(_ci(s["ic_by_signal"][n]) for n in names),
+            _ci(s["permutation_ic"], value="mean"),
+        ]
+        for label, s in zip(labels, summaries, strict=True)
+    ]
+    return [
+        "## Signal quality: Spearman IC vs the next-h-bar return [95 % block-bootstrap CI]",
+        "",
+        *_table(["window", *names, "model, shuffled returns [95 % of shuffles]"], rows),
+    ]
+
+
+def _forecast_table(results: dict) -> list[str]:
+    summaries = [*results["folds"], results["overall"]]
+    labels = [f"fold {f['fold']}" for f in results["folds"]] + ["pooled"]
+    rows = []
+    for label, s in zip(labels, summaries, strict=True):
+        f = s["forecast"]
+        cover = f["coverage_model"]
+        rows.append(
+            [
+                label,
+                _f(f["crps_model"], ".5f"),
+                _f(f["crps_baseline"], ".5f"),
+                f"{_f(f['crps_skill'], '+.1%')} [{_f(f['crps_skill_low'], '+.1%')}, "
+                f"{_f(f['crps_skill_high'], '+.1%')}]",
+                f"{_f(f['pit_model']['ks'], '.3f')} / {_f(f['pit_baseline']['ks'], '.3f')}",
+                " / ".join(f"{v:.0%}" for v in cover.values()),
+                _f(f["reliability"]["brier"], ".4f"),
+            ]
+        )
+    header = ["window", "CRPS model", "CRPS Gaussian vol", "skill [95 % CI]", "PIT KS model / base"]
+    header += ["coverage " + " / ".join(f"{float(k):.0%}" for k in cover), "Brier P(up)"]
+    return ["## Forecast quality (h-bar forward log return)", "", *_table(header, rows)]
+
+
+def _filter_table(results: dict) -> list[str]:
+    rows = []
+    for f in [*results["folds"], results["overall"]]:
+        label = f"fold {f['fold']}" if isinstance(f.get("fold"), int) else "pooled"
+        for name, d in f["filters"].items():
+            rows.append(
+                [
+                    label,
+                    name,
+                    _f(d["ood_share"], ".1%"),
+                    _f(d["return_bp_flagged"], "+.2f"),
+                    _f(d["return_bp_familiar"], "+.2f"),
+                    _f(d["forward_abs_ratio"], ".2f"),
+                ]
+            )
+    header = ["window", "filter", "flagged", "bp/bar flagged", "bp/bar familiar", "|fwd| ratio"]
+    return [
+        "## Density filter diagnostics (unfiltered model strategy, next-bar return)",
+        "",
+        *_table(header, rows),
+    ]
+
+
+def _scenario_tables(sc: dict) -> list[str]:
+    states = sc["states"]
+    names = list(states["ks"]["score_model"])
+    rows = [[n, *(_f(states["ks"][s][n], ".3f") for s in states["ks"])] for n in names]
+    rows.append(
+        [
+            "correlation error (Frobenius)",
+            *(_f(v, ".2f") for v in states["correlation_error"].values()),
+        ]
+    )
+    fr = sc["forward_returns"]
+    return [
+        f"## Scenarios (fold {sc['fold']} model vs its held-out test states)",
+        "",
+        f"{states['n_samples']:,} predictor-corrector samples vs {states['n_heldout']:,} held-out "
+        f"states; 5 % critical KS value {states['ks_critical_5pct']:.3f}.",
+        "",
+        *_table(["KS per feature", *states["ks"]], rows),
+        f"Inpainted forward returns: KS {fr['ks']:.3f} (critical {fr['ks_critical_5pct']:.3f}), "
+        f"std {fr['std_sampled']:.4f} sampled vs {fr['std_realised']:.4f} realised, 90 % band "
+        f"coverage {fr['coverage_90']:.0%} (correct model {fr['coverage_90_expected']:.0%}), "
+        f"stressed states ({fr['stress_states']}, top 10 % volatility) 95 % VaR "
+        f"{fr['stress_var95_sampled']:+.2%} sampled vs {fr['stress_var95_realised']:+.2%} "
+        "realised.",
+        "",
+    ]
+
+
+def _definitions() -> list[str]:
+    return [
+        "## Definitions",
+        "",
+        "- Sharpe = mean / std of per-bar net returns x sqrt(bars per year); Sortino uses the "
+        "downside deviation sqrt(mean(min(r, 0)^2)); CI from the Mertens (2002) standard error "
+        "sqrt((1 - g3 SR + (g4 - 1)/4 SR^2)/(T - 1)).",
+        "- PSR = Phi((SR - 0) sqrt(T - 1) / sqrt(1 - g3 SR + (g4 - 1)/4 SR^2)) (Bailey & Lopez de "
+        "Prado 2012); DSR = PSR against SR_0 = sqrt(V[SR_n]) ((1 - gamma) Phi^-1(1 - 1/N) + gamma "
+        "Phi^-1(1 - 1/(N e))) over the N strategies of this report (2014).",
+        '- "A beats B": the pooled Sharpe difference\'s 95 % paired moving-block bootstrap '
+        "interval lies above 0 (blocks of max(h, n^(1/3)) bars). Filters are compared the same "
+        "way (the model strategy with each filter); the filter diagnostics show the unfiltered "
+        "strategy's next-bar return and |h-bar forward return| on flagged vs familiar bars.",
+        "- IC = Spearman correlation of the signal at t with log(c_{t+h}/c_t); the interval is a "
+        "moving-block bootstrap (labels overlap by h - 1 bars). Leakage guard: the same IC after "
+        "shuffling the forward returns must lie within 3/sqrt(n - 1) of 0.",
+        "- Hit rate = share of bars held in the market with positive P&L before fees (Wilson "
+        "interval). Turnover = traded notional / equity per year. Fees in units of the starting "
+        "equity.",
+        "- CRPS = 2 int_0^1 pinball_tau(y - Q(tau)) dtau with Q interpolated through the model's "
+        "quantiles in normal scores (exact for Gaussians); the baseline is N(0, h s^2), s the std "
+        "of the last W one-bar returns. Skill = 1 - CRPS_model / CRPS_baseline. PIT = F(y).",
+        "- random = the model's own target path with the sign of each holding period flipped by a "
+        "fair coin (same time in market, sizes and holding periods); its row is the mean over the "
+        "draws, and the model is compared with the spread of the draws' Sharpe ratios "
+        "(difference to their mean, interval from their 2.5-97.5 % quantiles).",
+        "",
+    ]

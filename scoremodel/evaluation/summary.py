@@ -1,0 +1,188 @@
+"""Pooled summaries over test windows: strategy metrics, IC, CRPS, filters, comparisons.
+
+Test windows are chained as one account (each starts with the previous one's final equity), so
+pooled figures weigh every out-of-sample bar equally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from scoremodel.evaluation.density_diagnostics import beats
+from scoremodel.evaluation.density_diagnostics import flag_diagnostics
+from scoremodel.evaluation.folds import Fold
+from scoremodel.evaluation.forecast_quality import forecast_scores
+from scoremodel.evaluation.metrics import deflated_sharpe
+from scoremodel.evaluation.metrics import information_coefficient
+from scoremodel.evaluation.metrics import permutation_ic
+from scoremodel.evaluation.metrics import sharpe
+from scoremodel.evaluation.metrics import sharpe_difference
+from scoremodel.evaluation.metrics import strategy_metrics
+from scoremodel.evaluation.simulate import SimResult
+from scoremodel.inference import QUANTILE_LEVELS
+from scoremodel.inference import ScoreModel
+
+MODEL = "model"
+FILTER_VARIANTS = ("model_no_filter", "model_mahalanobis", "model_gmm")
+BASELINES = ("buy_and_hold", "momentum", "reversal", "random")
+STRATEGIES = (MODEL, *FILTER_VARIANTS, "model_forecast", *BASELINES)
+IC_SIGNALS = ("model", "model_forecast", "momentum", "reversal")
+
+
+class SummaryConfig(Protocol):
+    """The settings :func:`summarise` reads (an EvaluationConfig)."""
+
+    horizon: int
+    n_boot: int
+    n_permutations: int
+    seed: int
+
+
+@dataclass
+class FoldRun:
+    """One fold's model outputs and simulations (kept for pooling and plots)."""
+
+    fold: Fold
+    sims: dict[str, SimResult]
+    random_sims: list[SimResult]
+    signals: dict[str, np.ndarray]
+    forward: np.ndarray
+    quantiles: np.ndarray
+    p_up: np.ndarray
+    baseline_sigma: np.ndarray
+    flags: dict[str, np.ndarray]
+    model: ScoreModel
+    summary: dict
+
+
+def chain(results: list[SimResult]) -> SimResult:
+    """Consecutive test windows as one account: each window starts with the last's equity."""
+    parts: dict[str, list[pd.Series]] = {k: [] for k in ("equity", "lev", "fees", "traded", "pnl")}
+    scale = 1.0
+    for k, r in enumerate(results):
+        rows = slice(0 if k == 0 else 1, None)  # a window's first close is the last's final one
+        parts["equity"].append(r.equity.iloc[rows] * scale)
+        parts["lev"].append(r.leverage.iloc[rows])
+        parts["fees"].append(r.fees.iloc[rows] * scale)
+        parts["traded"].append(r.traded.iloc[rows])
+        parts["pnl"].append(r.gross_pnl.iloc[rows] * scale)
+        scale *= float(r.equity.iloc[-1])
+    joined = {k: pd.concat(v) for k, v in parts.items()}
+    return SimResult(
+        joined["equity"],
+        joined["lev"],
+        joined["fees"],
+        joined["traded"],
+        joined["pnl"],
+        np.concatenate([r.target for r in results]),
+    )
+
+
+def _metrics(result: SimResult, per_year: float) -> dict:
+    return strategy_metrics(
+        result.equity, result.leverage, result.fees, result.traded, result.gross_pnl, per_year
+    )
+
+
+def summarise(
+    runs: list[FoldRun], cfg: SummaryConfig, per_year: float, header: dict | None = None
+) -> dict:
+    """Metrics of every strategy, IC, CRPS and filter diagnostics over ``runs`` pooled."""
+    chained = {name: chain([r.sims[name] for r in runs]) for name in STRATEGIES}
+    strategies = {name: _metrics(sim, per_year) for name, sim in chained.items()}
+    draws = [chain([r.random_sims[d] for r in runs]) for d in range(len(runs[0].random_sims))]
+    strategies["random"], random_gap = _random_summary(draws, strategies[MODEL]["sharpe"], per_year)
+    returns = {name: sim.returns.to_numpy() for name, sim in chained.items()}
+    trials = np.array([sharpe(r) for r in returns.values()])  # per-bar SR of the N trials
+    for name in STRATEGIES:
+        strategies[name]["dsr"] = deflated_sharpe(returns[name], trials)
+
+    def pooled_array(get: Callable[[FoldRun], np.ndarray]) -> np.ndarray:
+        return np.concatenate([get(r) for r in runs])
+
+    forward = pooled_array(lambda r: r.forward)
+    ic = {
+        name: information_coefficient(
+            pooled_array(lambda r, n=name: r.signals[n]),
+            forward,
+            cfg.horizon,
+            cfg.n_boot,
+            seed=cfg.seed,
+        )
+        for name in IC_SIGNALS
+    }
+    model_signal = pooled_array(lambda r: r.signals["model"])
+    forecast = forecast_scores(
+        np.asarray(QUANTILE_LEVELS),
+        pooled_array(lambda r: r.quantiles),
+        pooled_array(lambda r: r.p_up),
+        pooled_array(lambda r: r.baseline_sigma),
+        forward,
+        cfg.horizon,
+        cfg.n_boot,
+    )
+    next_return = pooled_array(
+        lambda r: r.sims["model_no_filter"].equity.pct_change().shift(-1).fillna(0.0).to_numpy()
+    )
+    filters = {
+        name: flag_diagnostics(
+            pooled_array(lambda r, n=name: r.flags[n]), next_return, np.abs(forward)
+        )
+        for name in ("model", "mahalanobis", "gmm")
+    }
+    comparisons = {
+        f"{MODEL}_vs_{other}": sharpe_difference(
+            returns[MODEL], returns[other], per_year, cfg.horizon, cfg.n_boot, cfg.seed
+        )
+        for other in (*FILTER_VARIANTS, *BASELINES)
+        if other != "random"
+    }
+    comparisons[f"{MODEL}_vs_random"] = random_gap
+    for value in comparisons.values():
+        value["beats"] = beats(value)
+    return {
+        **(header or {}),
+        "strategies": strategies,
+        "ic": ic[MODEL],
+        "ic_by_signal": ic,
+        "permutation_ic": permutation_ic(model_signal, forward, cfg.n_permutations, cfg.seed),
+        "crps_model": forecast["crps_model"],
+        "crps_baseline": forecast["crps_baseline"],
+        "forecast": forecast,
+        "ood_share": filters["model"]["ood_share"],
+        "filters": filters,
+        "comparisons": comparisons,
+        "n_trials": len(STRATEGIES),
+    }
+
+
+def _random_summary(
+    draws: list[SimResult], model_sharpe: float, per_year: float
+) -> tuple[dict, dict]:
+    """Mean metrics over the random draws, and the model against the draws' Sharpe spread.
+
+    The comparison is a permutation test: model Sharpe minus the draws' mean, with the
+    interval [SR_model - q97.5, SR_model - q2.5] of the draws (beats: above all but 2.5 %).
+    """
+    metrics = [_metrics(d, per_year) for d in draws]
+    keys = [k for k, v in metrics[0].items() if isinstance(v, int | float)]
+    out = {k: float(np.nanmean([m[k] for m in metrics])) for k in keys}
+    sharpes = np.array([m["sharpe"] for m in metrics])
+    low, high = np.quantile(sharpes, [0.025, 0.975])
+    out.update(
+        sharpe_draw_low=float(low),
+        sharpe_draw_high=float(high),
+        share_of_draws_beating_model=float(np.mean(sharpes >= model_sharpe)),
+        draws=len(draws),
+    )
+    gap = {
+        "difference": model_sharpe - float(sharpes.mean()),
+        "low": model_sharpe - float(high),
+        "high": model_sharpe - float(low),
+    }
+    return out, gap

@@ -1,0 +1,286 @@
+"""The evaluation run: per fold, train on the past, test on the next window, compare fairly.
+
+Per fold: ``fit_model`` on the fold's training bars only (its own chronological split, early
+stopping and normaliser never see the test window) -> model signals, forecasts and density on
+the test window -> the model strategy, its filter variants and the baselines through one
+simulator -> metrics, IC, CRPS, filter diagnostics. Then the same over all test windows pooled,
+and scenario checks with the last fold's model. Nothing is tuned on test windows: every
+setting is fixed in :class:`EvaluationConfig` and written to the report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from scoremodel.datasets import MarketDataset
+from scoremodel.evaluation.baselines import GaussianMixtureFilter
+from scoremodel.evaluation.baselines import MahalanobisFilter
+from scoremodel.evaluation.baselines import Signal
+from scoremodel.evaluation.baselines import momentum_signal
+from scoremodel.evaluation.baselines import random_sign_flips
+from scoremodel.evaluation.baselines import reversal_signal
+from scoremodel.evaluation.folds import Fold
+from scoremodel.evaluation.folds import Scheme
+from scoremodel.evaluation.folds import default_purge
+from scoremodel.evaluation.folds import walk_forward_folds
+from scoremodel.evaluation.forecast_quality import rolling_volatility_forecast
+from scoremodel.evaluation.scenarios import forward_return_check
+from scoremodel.evaluation.scenarios import inpaint_forward_returns
+from scoremodel.evaluation.scenarios import realism
+from scoremodel.evaluation.scenarios import sample_states
+from scoremodel.evaluation.simulate import SimConfig
+from scoremodel.evaluation.simulate import SimResult
+from scoremodel.evaluation.simulate import decide_leverage
+from scoremodel.evaluation.simulate import simulate
+from scoremodel.evaluation.summary import MODEL
+from scoremodel.evaluation.summary import STRATEGIES
+from scoremodel.evaluation.summary import FoldRun
+from scoremodel.evaluation.summary import summarise
+from scoremodel.features import DEFAULT_SPEC
+from scoremodel.inference import ScoreModel
+from scoremodel.pipeline import FitConfig
+from scoremodel.pipeline import fit_model
+from scoremodel.training import TrainConfig
+
+SECONDS_PER_YEAR = 365.25 * 24 * 3600  # 24/7, as strategies.sizing
+EVAL_EPOCHS = 40
+# The production recipe (TrainConfig's defaults) with a smaller epoch budget per fold.
+EVAL_TRAINING = replace(TrainConfig(), max_epochs=min(EVAL_EPOCHS, TrainConfig().max_epochs))
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Every setting of an evaluation run; fixed before it starts, written to the report."""
+
+    n_folds: int = 5
+    scheme: Scheme = "expanding"
+    min_train_fraction: float = 0.4  # first training window, share of all bars
+    train_bars: int | None = None  # rolling window length (default: the first window)
+    purge: int | None = None  # default max(h, feature warm-up)
+    embargo: int | None = None  # default h
+    horizon: int = 12  # label / forecast horizon h in bars
+    train: TrainConfig = EVAL_TRAINING
+    fractions: tuple[float, float, float] = (0.80, 0.15, 0.05)  # fit_model's split of a window
+    sim: SimConfig = field(default_factory=SimConfig)
+    density_percentile: float = 5.0
+    vol_baseline_window: int = 100  # W of the Gaussian rolling-volatility forecast
+    gmm_components: int = 4
+    random_draws: int = 50
+    n_boot: int = 500
+    n_permutations: int = 50
+    scenario_samples: int = 2000
+    scenario_states: int = 300
+    scenario_paths_per_state: int = 32
+    pc_steps: int = 200
+    seed: int = 0
+
+    def resolved(self) -> EvaluationConfig:
+        """Defaults filled in: purge = max(h, warm-up), embargo = h."""
+        purge = self.purge if self.purge is not None else default_purge(DEFAULT_SPEC, self.horizon)
+        embargo = self.embargo if self.embargo is not None else self.horizon
+        if purge < max(self.horizon, DEFAULT_SPEC.warmup_bars - 1) or embargo < self.horizon:
+            raise ValueError(
+                f"purge {purge} must be >= max(h, warm-up - 1) and embargo {embargo} >= h "
+                f"(h = {self.horizon}, warm-up {DEFAULT_SPEC.warmup_bars}); shorter gaps leak"
+            )
+        return replace(self, purge=purge, embargo=embargo)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def bars_per_year(index: pd.DatetimeIndex) -> tuple[float, pd.Timedelta]:
+    """N = seconds per year / bar length, from the median spacing of the bars."""
+    step = pd.Series(index).diff().median()
+    return SECONDS_PER_YEAR / step.total_seconds(), step
+
+
+def evaluate(
+    bars: pd.DataFrame,
+    source: str,
+    config: EvaluationConfig = EvaluationConfig(),
+    log: Callable[[str], None] = print,
+) -> tuple[dict, list[FoldRun], dict]:
+    """Run the walk-forward evaluation; returns (results for JSON, fold runs, plot data)."""
+    cfg = config.resolved()
+    started = time.perf_counter()
+    per_year, step = bars_per_year(bars.index)
+    dataset = MarketDataset.from_bars(bars, DEFAULT_SPEC, cfg.horizon)
+    folds = walk_forward_folds(
+        len(bars),
+        cfg.n_folds,
+        purge=cfg.purge,
+        embargo=cfg.embargo,
+        min_train_bars=int(cfg.min_train_fraction * len(bars)),
+        scheme=cfg.scheme,
+        train_bars=cfg.train_bars,
+    )
+    log(f"{len(bars):,} bars of {source}, {len(folds)} {cfg.scheme} folds, bar = {step}")
+    runs = []
+    for fold in folds:
+        t0 = time.perf_counter()
+        runs.append(run_fold(bars, dataset, fold, source, cfg, per_year))
+        model_sharpe = runs[-1].summary["strategies"][MODEL]["sharpe"]
+        log(
+            f"fold {fold.index}: train {len(fold.train):,} bars, test {len(fold.test):,} bars, "
+            f"model Sharpe {model_sharpe:+.2f} ({time.perf_counter() - t0:.0f} s)"
+        )
+    overall = summarise(runs, cfg, per_year, header={"folds": len(runs)})
+    log("scenarios: predictor-corrector samples and inpainted forward returns")
+    scenarios = _scenarios(bars, dataset, runs[-1], cfg)
+    results = {
+        "source": source,
+        "bars": len(bars),
+        "first_bar": str(bars.index[0]),
+        "last_bar": str(bars.index[-1]),
+        "bar_interval": str(step),
+        "bars_per_year": per_year,
+        "annualisation": "per-bar returns x sqrt(bars per year), 365.25 days (24/7)",
+        "config": cfg.to_dict(),
+        "strategies": list(STRATEGIES),
+        "folds": [run.summary for run in runs],
+        "overall": overall,
+        "scenarios": scenarios["summary"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    return results, runs, scenarios
+
+
+def run_fold(
+    bars: pd.DataFrame,
+    dataset: MarketDataset,
+    fold: Fold,
+    source: str,
+    cfg: EvaluationConfig,
+    per_year: float,
+) -> FoldRun:
+    """Train on the fold's training bars, then score every strategy on its test window."""
+    train_bars = bars.iloc[fold.train.start : fold.train.stop]
+    fit = FitConfig(train=cfg.train, fractions=cfg.fractions, horizon=cfg.horizon)
+    model = fit_model(train_bars, source, fit, progress=False)
+    model.set_density_percentile(cfg.density_percentile)
+    train_states = dataset.states.loc[dataset.states.index.intersection(train_bars.index)]
+    # Decisions also see the k - 1 bars before the window (the strategy's warm-up history).
+    lead = cfg.sim.consistency_bars - 1
+    states = dataset.states.loc[bars.index[fold.test.start - lead : fold.test.stop]]
+    test_index = states.index[lead:]
+    signals, flags, forecast = _fold_signals(model, states, train_states, cfg)
+    vol = states[f"vol_{DEFAULT_SPEC.vol_window}"].to_numpy()
+    test_bars = bars.loc[test_index]
+
+    def run(name: str, familiar: np.ndarray, sim: SimConfig = cfg.sim) -> SimResult:
+        signal = signals[name]
+        target = decide_leverage(signal.direction, signal.confidence, familiar, vol, per_year, sim)
+        return simulate(test_bars, target[lead:], sim)
+
+    everywhere = np.ones(len(states), dtype=bool)
+    sims = {
+        MODEL: run(MODEL, flags["model"]),
+        "model_no_filter": run(MODEL, everywhere),
+        "model_mahalanobis": run(MODEL, flags["mahalanobis"]),
+        "model_gmm": run(MODEL, flags["gmm"]),
+        "model_forecast": run("model_forecast", forecast["in_distribution"].to_numpy(bool)),
+        "momentum": run("momentum", everywhere),
+        "reversal": run("reversal", everywhere),
+        "buy_and_hold": simulate(
+            test_bars, np.ones(len(test_index)), replace(cfg.sim, risk_rules=False)
+        ),
+    }
+    flips = random_sign_flips(sims[MODEL].target, cfg.random_draws, seed=cfg.seed + fold.index)
+    random_sims = [simulate(test_bars, path, cfg.sim) for path in flips]
+    sims["random"] = random_sims[0]
+    sigma = rolling_volatility_forecast(bars, cfg.horizon, cfg.vol_baseline_window)
+    run_ = FoldRun(
+        fold=fold,
+        sims=sims,
+        random_sims=random_sims,
+        signals={name: signal.raw[lead:] for name, signal in signals.items()},
+        forward=dataset.forward.loc[test_index].to_numpy(),
+        quantiles=model.forecast_quantiles(states.to_numpy()[lead:]),
+        p_up=forecast["forecast_p_up"].to_numpy()[lead:],
+        baseline_sigma=sigma.loc[test_index].to_numpy(),
+        flags={name: flag[lead:] for name, flag in flags.items()},
+        model=model,
+        summary={},
+    )
+    run_.summary = summarise(
+        [run_], cfg, per_year, header=fold.to_dict() | _window(bars, fold, model)
+    )
+    return run_
+
+
+def _fold_signals(
+    model: ScoreModel, states: pd.DataFrame, train_states: pd.DataFrame, cfg: EvaluationConfig
+) -> tuple[dict[str, Signal], dict[str, np.ndarray], pd.DataFrame]:
+    """Signals of the model and the baselines, and the three in-distribution filters."""
+    score = model.assess_batch(states, mode="score")
+    forecast = model.assess_batch(states, mode="forecast")
+    z_train = model.normaliser.transform(train_states.to_numpy())
+    z = model.normaliser.transform(states.to_numpy())
+    share = cfg.density_percentile / 100
+    gmm = GaussianMixtureFilter.fit(z_train, cfg.gmm_components, share, seed=cfg.seed)
+    flags = {
+        "model": score["in_distribution"].to_numpy(bool),
+        "mahalanobis": MahalanobisFilter.fit(z_train, share).in_distribution(z),
+        "gmm": gmm.in_distribution(z),
+    }
+    momentum = f"momentum_{DEFAULT_SPEC.momentum_lookback}"
+
+    def of(frame: pd.DataFrame) -> Signal:
+        return Signal(*(frame[k].to_numpy() for k in ("direction", "confidence", "signal")))
+
+    signals = {
+        MODEL: of(score),
+        "model_forecast": of(forecast),
+        "momentum": momentum_signal(states[momentum].to_numpy(), train_states[momentum].to_numpy()),
+        "reversal": reversal_signal(states["ret_1"].to_numpy(), train_states["ret_1"].to_numpy()),
+    }
+    return signals, flags, forecast
+
+
+def _window(bars: pd.DataFrame, fold: Fold, model: ScoreModel) -> dict:
+    idx = bars.index
+    entry = model.manifest["models"]["signal"]
+    return {
+        "train_first": str(idx[fold.train.start]),
+        "train_last": str(idx[fold.train.stop - 1]),
+        "test_first": str(idx[fold.test.start]),
+        "test_last": str(idx[fold.test.stop - 1]),
+        "best_epoch": entry["best_epoch"],
+        "epochs_run": entry["epochs_run"],
+        "density_threshold": model.density_threshold,
+    }
+
+
+def _scenarios(
+    bars: pd.DataFrame, dataset: MarketDataset, run: FoldRun, cfg: EvaluationConfig
+) -> dict:
+    """Realism of the last fold model's samples against that fold's held-out test states."""
+    model, fold = run.model, run.fold
+    names = list(DEFAULT_SPEC.names)
+    heldout_index = bars.index[fold.test.start : fold.test.stop]
+    heldout = dataset.states.loc[heldout_index].to_numpy()
+    train_index = dataset.states.index.intersection(bars.index[fold.train.start : fold.train.stop])
+    train = dataset.states.loc[train_index].to_numpy()
+    samples = sample_states(model, cfg.scenario_samples, cfg.pc_steps, seed=cfg.seed).to_numpy()
+    states_check = realism(samples, heldout, train, names, seed=cfg.seed)
+
+    rng = np.random.default_rng(cfg.seed)
+    known = np.flatnonzero(np.isfinite(run.forward))
+    chosen = np.sort(rng.choice(known, min(cfg.scenario_states, len(known)), replace=False))
+    paths = inpaint_forward_returns(
+        model, heldout[chosen], cfg.scenario_paths_per_state, cfg.pc_steps, seed=cfg.seed
+    )
+    vol = heldout[chosen, names.index(f"vol_{DEFAULT_SPEC.vol_window}")]
+    stress = vol >= np.quantile(vol, 0.9)
+    returns_check = forward_return_check(paths, run.forward[chosen], stress)
+    summary = {"fold": fold.index, "states": states_check, "forward_returns": returns_check}
+    return {"summary": summary, "samples": samples, "heldout": heldout, "train": train}

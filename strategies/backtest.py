@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
+import msgspec
 import pandas as pd
 from nautilus_trader.accounting.margin_models import StandardMarginModel
 from nautilus_trader.backtest.engine import BacktestEngine
@@ -80,7 +81,7 @@ def run_backtest(run: RunConfig) -> BacktestOutcome:
     engine.add_data(bars)
     if settings.fill_at == "next_open":
         engine.add_data(next_open_quotes(frame, instrument))
-    strategy = ScoreMatchingStrategy(config)
+    strategy = ScoreMatchingStrategy(msgspec.structs.replace(config, record_diagnostics=True))
     engine.add_strategy(strategy)
     started = time.perf_counter()
     engine.run()

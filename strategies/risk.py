@@ -82,8 +82,9 @@ class RiskDecision:
 def assess_risk(state: RiskState, equity: float, ts_ns: int, limits: RiskLimits) -> RiskDecision:
     """Apply the rules to the equity at ``ts_ns``; returns the new state and allowed exposure."""
     state = _roll_day(state, equity, ts_ns)
-    high_water_mark = max(state.high_water_mark, equity)
-    state = replace(state, high_water_mark=high_water_mark)
+    if equity > state.high_water_mark:  # (a new state only when something changes: per-bar path)
+        state = replace(state, high_water_mark=equity)
+    high_water_mark = state.high_water_mark
     drawdown = 1.0 - equity / high_water_mark if high_water_mark > 0 else 0.0
     daily_loss = 1.0 - equity / state.day_start_equity if state.day_start_equity > 0 else 0.0
 
@@ -96,7 +97,8 @@ def assess_risk(state: RiskState, equity: float, ts_ns: int, limits: RiskLimits)
         state = halt(state, ts_ns, f"max drawdown {drawdown:.1%} >= {limits.max_drawdown:.1%}")
         return RiskDecision(state, 0.0, RiskStatus.HALTED, drawdown, daily_loss)
     if state.day_stopped or daily_loss >= limits.daily_loss_limit:
-        state = replace(state, day_stopped=True)
+        if not state.day_stopped:
+            state = replace(state, day_stopped=True)
         return RiskDecision(state, 0.0, RiskStatus.DAILY_STOP, drawdown, daily_loss)
     if drawdown > limits.reduce_drawdown:
         span = limits.max_drawdown - limits.reduce_drawdown

@@ -55,20 +55,25 @@ class BacktestSettings:
 
 @dataclass(frozen=True)
 class LiveSettings:
-    """How run_live.py connects (see run_live.py --help)."""
+    """How run_live.py connects (see run_live.py --help and strategies/live.py)."""
 
-    mode: str = "sandbox"  # sandbox | demo | testnet | mainnet (needs the explicit flag)
+    mode: str = "sandbox"  # sandbox | demo | testnet | mainnet (needs the explicit CLI flag)
     trader_id: str = "SCOREMATCH-001"
-    starting_balance: float = 10_000.0  # sandbox only
-    venue_leverage: float = 10.0
-    state_dir: str = "var/live-state"
-    kill_switch_path: str = "var/KILL"
-    base_url_http: str | None = None  # override endpoints (e.g. a loopback emulator)
-    base_url_ws_public: str | None = None
+    starting_balance: float = 10_000.0  # sandbox only: paper balance in USDT
+    venue_leverage: float = 10.0  # sandbox only: paper account leverage
+    sandbox_maker_fee: float | None = 0.0002  # sandbox only; None: the instrument's own fees
+    sandbox_taker_fee: float | None = 0.00055
+    state_dir: str = "var/live-state"  # risk state files (demo/testnet/mainnet)
+    kill_switch_path: str = "var/KILL"  # `run_live.py kill` creates it
+    kill_switch_poll_secs: float = 1.0  # how often the running strategy looks for it
+    base_url_http: str | None = None  # override endpoints (a proxy, a loopback emulator)
+    base_url_ws_public: str | None = None  # prefix; /linear is appended
     base_url_ws_private: str | None = None
     base_url_ws_trade: str | None = None
+    timeout_connection: float = 30.0  # seconds for clients to connect and load instruments
+    timeout_post_stop: float = 5.0  # seconds for on-stop closing orders to fill
     log_level: str = "INFO"
-    log_directory: str | None = None
+    log_directory: str | None = None  # also write the log to a file here
 
 
 @dataclass(frozen=True)

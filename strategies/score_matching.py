@@ -27,6 +27,8 @@ from collections import deque
 
 import pandas as pd
 from nautilus_trader.common.enums import LogColor
+from nautilus_trader.common.events import TimeEvent
+from nautilus_trader.config import NonNegativeFloat
 from nautilus_trader.config import NonNegativeInt
 from nautilus_trader.config import PositiveInt
 from nautilus_trader.config import StrategyConfig
@@ -58,8 +60,10 @@ from strategies.sizing import bars_per_year
 from strategies.sizing import order_quantity
 from strategies.sizing import target_notional
 from strategies.sizing import to_quantity
+from strategies.state_file import RiskStateFile
 
 RISK_STATE_KEY = "risk_state"
+KILL_SWITCH_TIMER = "kill-switch"
 
 
 class ScoreMatchingConfig(StrategyConfig, frozen=True):
@@ -103,12 +107,19 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
         Use a model trained on another bar type (not recommended).
     publish_diagnostics : bool, default True
         Publish ``ScoreMatchingDiagnostics`` custom data on every decided bar.
-    record_diagnostics : bool, default True
-        Keep per-bar diagnostics in memory for reports (8 bytes x 12 fields per bar).
+    record_diagnostics : bool, default False
+        Keep per-bar diagnostics in memory for reports (8 bytes x 13 fields per bar; the
+        backtest runner turns it on, a long-running live node should leave it off).
     log_every_bars : PositiveInt, default 1000
         One INFO summary line every N bars.
     kill_switch_path : str, optional
         If this file exists, flatten and halt (checked every bar).
+    kill_switch_poll_secs : float, default 0.0
+        Also check ``kill_switch_path`` on a timer every this many seconds and, when it
+        appears, cancel orders, close positions and halt at once (live; 0 = at bars only).
+    state_path : str, optional
+        JSON file holding the risk state (high-water mark, halt, daily baseline): loaded on
+        start, written atomically whenever it changes (live restarts; ``None`` in backtests).
     subscribe_quotes : bool, default False
         Also subscribe quotes (the sandbox execution client matches on quotes, not bars).
     close_positions_on_stop : bool, default True
@@ -137,9 +148,11 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
     history_page_bars: PositiveInt = 1000
     allow_bar_type_mismatch: bool = False
     publish_diagnostics: bool = True
-    record_diagnostics: bool = True
+    record_diagnostics: bool = False
     log_every_bars: NonNegativeInt = 1000
     kill_switch_path: str | None = None
+    kill_switch_poll_secs: NonNegativeFloat = 0.0
+    state_path: str | None = None
     subscribe_quotes: bool = False
     close_positions_on_stop: bool = True
     reduce_only_on_stop: bool = True
@@ -177,6 +190,8 @@ class ScoreMatchingStrategy(Strategy):
         self._last_bar_ns = 0
         self._history_pending = False
         self._buffered: list[Bar] = []
+        self._account = None  # the venue account, looked up on the first decided bar
+        self._risk_file: RiskStateFile | None = None
 
     # ----- lifecycle ----------------------------------------------------------------------
 
@@ -196,6 +211,14 @@ class ScoreMatchingStrategy(Strategy):
             f"{self.model.density_threshold:.3f} (p{self.config.density_percentile:g})",
             LogColor.BLUE,
         )
+        if self.config.state_path:
+            self._restore_risk_state(self.config.state_path)
+        if self.config.kill_switch_path and self.config.kill_switch_poll_secs > 0:
+            self.clock.set_timer(
+                KILL_SWITCH_TIMER,
+                pd.Timedelta(seconds=self.config.kill_switch_poll_secs),
+                callback=self._poll_kill_switch,
+            )
         if self.config.warmup_from_history:
             self._request_history()
         self.subscribe_bars(self.config.bar_type)
@@ -211,6 +234,8 @@ class ScoreMatchingStrategy(Strategy):
         self.unsubscribe_bars(self.config.bar_type)
         if self.config.subscribe_quotes:
             self.unsubscribe_quote_ticks(self.config.instrument_id)
+        if self._risk_file is not None:
+            self._risk_file.save_if_changed(self.risk)
 
     def on_reset(self) -> None:
         self.features.reset()
@@ -226,6 +251,33 @@ class ScoreMatchingStrategy(Strategy):
         if RISK_STATE_KEY in state:
             self.risk = RiskState.from_json(state[RISK_STATE_KEY].decode())
             self.log.info(f"restored risk state {self.risk}", LogColor.BLUE)
+
+    # ----- restart safety and the kill switch (live) -------------------------------------------
+
+    def _restore_risk_state(self, path: str) -> None:
+        self._risk_file = RiskStateFile(path)
+        restored = self._risk_file.load()
+        if restored is not None:
+            self.risk = restored
+            self.log.info(f"restored risk state from {path}: {restored}", LogColor.BLUE)
+
+    def _poll_kill_switch(self, _event: TimeEvent | None = None) -> None:
+        """While the kill switch file exists: halt, cancel, and close the position as soon as
+        no order is in flight (an order in flight when the file appeared may still fill)."""
+        path = self.config.kill_switch_path
+        if not path or not os.path.exists(path):
+            return
+        if not self.risk.halted:
+            self.risk = halt(self.risk, self.clock.timestamp_ns(), f"kill switch {path}")
+            self.log.warning("kill switch file found: cancel, flatten, halt", LogColor.RED)
+            self.cancel_all_orders(self.config.instrument_id)
+            if self._risk_file is not None:
+                self._risk_file.save_if_changed(self.risk)
+        instrument_id = self.config.instrument_id
+        if not self._orders_working() and self.cache.positions_open(
+            instrument_id=instrument_id, strategy_id=self.id
+        ):
+            self.close_all_positions(instrument_id, reduce_only=True)
 
     # ----- warm-up from history ------------------------------------------------------------
 
@@ -264,6 +316,8 @@ class ScoreMatchingStrategy(Strategy):
             self._buffered.append(bar)
             return
         self._consume(bar, trade=True)
+        if self._risk_file is not None:
+            self._risk_file.save_if_changed(self.risk)
 
     def _consume(self, bar: Bar, trade: bool) -> None:
         if not self._in_sequence(bar):
@@ -279,10 +333,9 @@ class ScoreMatchingStrategy(Strategy):
         if not trade:
             return
 
-        equity = self._equity(close)
+        position, equity = self._position_and_equity(close)
         risk = self._assess_risk(equity, bar.ts_event)
         blocker = self._blocker(assessment, risk)
-        position = self._position_qty()
         target = self._target_qty(
             assessment, blocker, risk, state[self._vol_index], equity, close, position
         )
@@ -329,10 +382,8 @@ class ScoreMatchingStrategy(Strategy):
             return Blocker.NO_DIRECTION
         if assessment.confidence < self.config.min_confidence:
             return Blocker.CONFIDENCE
-        if len(self.directions) < self.directions.maxlen or any(
-            d != assessment.direction for d in self.directions
-        ):
-            return Blocker.CONSISTENCY
+        if self.directions.count(assessment.direction) < self.directions.maxlen:
+            return Blocker.CONSISTENCY  # not the same direction on each of the last k bars
         return Blocker.NONE
 
     def _target_qty(
@@ -362,10 +413,8 @@ class ScoreMatchingStrategy(Strategy):
     def _trade_towards(
         self, target: float, position: float, price: float, equity: float, reduce_only: bool
     ) -> None:
-        if self._orders_working():
-            return
         quantity = order_quantity(target, position, price, equity, self.sizing)
-        if quantity == 0.0:
+        if quantity == 0.0 or self._orders_working():
             return
         reduces = abs(target) < abs(position) and target * position >= 0.0
         if not reduces and abs(quantity) * price < self._lots.min_notional:
@@ -380,25 +429,20 @@ class ScoreMatchingStrategy(Strategy):
 
     # ----- account views ----------------------------------------------------------------------
 
-    def _equity(self, price: float) -> float:
-        """Account balance plus the unrealised PnL of this strategy's position at ``price``."""
-        account = self.portfolio.account(self.config.instrument_id.venue)
-        if account is None:
-            return 0.0
-        equity = account.balance_total(self.instrument.settlement_currency).as_double()
-        for position in self.cache.positions_open(
+    def _position_and_equity(self, price: float) -> tuple[float, float]:
+        """This strategy's signed position, and account balance + its unrealised PnL at price."""
+        if self._account is None:
+            self._account = self.portfolio.account(self.config.instrument_id.venue)
+            if self._account is None:
+                return 0.0, 0.0
+        equity = self._account.balance_total(self.instrument.settlement_currency).as_double()
+        position = 0.0
+        for open_position in self.cache.positions_open(
             instrument_id=self.config.instrument_id, strategy_id=self.id
         ):
-            equity += position.unrealized_pnl(self.instrument.make_price(price)).as_double()
-        return equity
-
-    def _position_qty(self) -> float:
-        return sum(
-            p.signed_qty
-            for p in self.cache.positions_open(
-                instrument_id=self.config.instrument_id, strategy_id=self.id
-            )
-        )
+            position += open_position.signed_qty
+            equity += open_position.unrealized_pnl(self.instrument.make_price(price)).as_double()
+        return position, equity
 
     def _orders_working(self) -> bool:
         return (
@@ -479,6 +523,8 @@ def validate_config(config: ScoreMatchingConfig) -> None:
         raise ValueError(
             "model_path is empty; point it at a directory from `python -m scoremodel train`"
         )
+    if config.kill_switch_poll_secs < 0:
+        raise ValueError(f"kill_switch_poll_secs must be >= 0, got {config.kill_switch_poll_secs}")
     SizingRules(
         target_annual_vol=config.target_annual_vol,
         max_leverage=config.max_leverage,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from catalogs.catalog import read_bars_frame
@@ -17,8 +18,18 @@ from scoremodel.pipeline import save_model
 from scoremodel.training import TrainConfig
 
 BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-HOUR-LAST-EXTERNAL"
+MINUTE_BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-MINUTE-LAST-EXTERNAL"
 TEST_BARS = 8_000
+MINUTE_TRAINING_BARS = 3_000
+MINUTE_LIVE_BARS = 400
 FAST_TRAINING = TrainConfig(hidden=32, n_blocks=2, max_epochs=4, batch_size=256, seed=3)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run ``bybit_account`` tests first. Once a backtest or sandbox used venue BYBIT,
+    Nautilus (1.231) computes every later BYBIT account in the process from fills, on top
+    of the venue's wallet updates (see strategies.live.check_venue_accounts)."""
+    items.sort(key=lambda item: item.get_closest_marker("bybit_account") is None)
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +48,30 @@ def trained_model(synthetic_catalog, tmp_path_factory) -> Path:
     bars = read_bars_frame(synthetic_catalog, BAR_TYPE)
     model = fit_model(bars, BAR_TYPE, FitConfig(train=FAST_TRAINING), progress=False)
     return save_model(model, tmp_path_factory.mktemp("model") / "model")
+
+
+@pytest.fixture(scope="session")
+def minute_bars() -> pd.DataFrame:
+    """1-minute synthetic bars (seed 11): the model trains on the first MINUTE_TRAINING_BARS,
+    the live tests replay the rest through the emulator (the same market, not seen in training)."""
+    return generate_bars(MINUTE_TRAINING_BARS + MINUTE_LIVE_BARS, interval="1min", seed=11)
+
+
+@pytest.fixture(scope="session")
+def minute_model(minute_bars, tmp_path_factory) -> Path:
+    """A score model trained the same quick way on 1-minute bars (live tests push minute bars
+    faster than real time, and the model's bar type must match the strategy's)."""
+    config = FitConfig(train=FAST_TRAINING, modes=("score",))
+    model = fit_model(
+        minute_bars.iloc[:MINUTE_TRAINING_BARS], MINUTE_BAR_TYPE, config, progress=False
+    )
+    return save_model(model, tmp_path_factory.mktemp("minute-model") / "model")
+
+
+@pytest.fixture(scope="session")
+def live_bars(minute_bars) -> pd.DataFrame:
+    """The bars after the minute model's training data, for the emulator's market."""
+    return minute_bars.iloc[MINUTE_TRAINING_BARS:]
 
 
 @pytest.fixture

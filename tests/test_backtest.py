@@ -129,8 +129,10 @@ def test_changing_the_future_never_changes_a_past_decision(outcome, run_config, 
 
 def test_a_crash_makes_the_drawdown_rule_flatten_and_halt(outcome, run_config, tmp_path):
     diagnostics = outcome.strategy.recorder.frame()
-    holding = diagnostics[diagnostics["position_qty"] != 0]
-    k = holding.index[len(holding) // 3]  # a bar that ends with a position on
+    kept = np.sign(diagnostics["target_qty"]) == np.sign(diagnostics["position_qty"])
+    holding = diagnostics[(diagnostics["position_qty"] != 0) & kept]  # held into the next bar
+    exposure = holding["position_qty"].abs() * holding["close"] / holding["equity"]
+    k = exposure.idxmax()  # the bar after it moves against the largest position
     side = np.sign(holding.loc[k, "position_qty"])
     bars = read_bars_frame(outcome.run.backtest.catalog, BAR_TYPE)
     i = bars.index.get_loc(k) + 1  # the next bar moves 15 % against the position

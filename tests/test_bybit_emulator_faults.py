@@ -8,13 +8,13 @@ import pytest
 from nautilus_trader.adapters.bybit.factories import BybitLiveExecClientFactory
 from nautilus_trader.model.identifiers import InstrumentId
 
+from strategies.bybit_clients import BybitEndpointsDataClientFactory
 from tests.bybit_emulator import EmulatorConfig
 from tests.bybit_emulator import EmulatorServer
 from tests.bybit_emulator.harness import NodeHarness
 from tests.bybit_emulator.harness import RecorderConfig
 from tests.bybit_emulator.harness import RecorderStrategy
 from tests.bybit_emulator.harness import wait_for_bar_headroom
-from tests.bybit_emulator.nautilus_clients import EmulatorBybitLiveDataClientFactory
 from tests.bybit_emulator.nautilus_clients import emulator_data_config
 from tests.bybit_emulator.nautilus_clients import emulator_exec_config
 
@@ -35,7 +35,7 @@ def make_node(emu: EmulatorServer, strategy: RecorderStrategy, **kwargs) -> Node
     return NodeHarness(
         data_clients={"BYBIT": emulator_data_config(emu, **data_kwargs)},
         exec_clients={"BYBIT": emulator_exec_config(emu, **kwargs.pop("exec_kwargs", {}))},
-        data_factories={"BYBIT": EmulatorBybitLiveDataClientFactory},
+        data_factories={"BYBIT": BybitEndpointsDataClientFactory},
         exec_factories={"BYBIT": BybitLiveExecClientFactory},
         strategies=[strategy],
         **kwargs,

@@ -19,13 +19,13 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.objects import Price
 from nautilus_trader.model.objects import Quantity
 
+from strategies.bybit_clients import BybitEndpointsDataClientFactory
 from tests.bybit_emulator import EmulatorConfig
 from tests.bybit_emulator import EmulatorServer
 from tests.bybit_emulator.harness import NodeHarness
 from tests.bybit_emulator.harness import RecorderConfig
 from tests.bybit_emulator.harness import RecorderStrategy
 from tests.bybit_emulator.harness import wait_for_bar_headroom
-from tests.bybit_emulator.nautilus_clients import EmulatorBybitLiveDataClientFactory
 from tests.bybit_emulator.nautilus_clients import emulator_data_config
 from tests.bybit_emulator.nautilus_clients import emulator_exec_config
 
@@ -57,12 +57,13 @@ def bybit_node(emu: EmulatorServer, strategy: RecorderStrategy, **exec_kwargs) -
     return NodeHarness(
         data_clients={"BYBIT": emulator_data_config(emu)},
         exec_clients={"BYBIT": emulator_exec_config(emu, **exec_kwargs)},
-        data_factories={"BYBIT": EmulatorBybitLiveDataClientFactory},
+        data_factories={"BYBIT": BybitEndpointsDataClientFactory},
         exec_factories={"BYBIT": BybitLiveExecClientFactory},
         strategies=[strategy],
     )
 
 
+@pytest.mark.bybit_account  # before any sandbox/backtest in the process: see conftest.py
 @pytest.mark.timeout(60)
 def test_trading_node_trades_against_emulator(emu):
     strategy = RecorderStrategy(RecorderConfig(history_minutes=120, order_on_bars=(1,)))
@@ -161,7 +162,7 @@ def test_sandbox_execution_with_emulator_data(emu, subscribe_quotes):
     harness = NodeHarness(
         data_clients={"BYBIT": emulator_data_config(emu)},
         exec_clients={"BYBIT": sandbox},
-        data_factories={"BYBIT": EmulatorBybitLiveDataClientFactory},
+        data_factories={"BYBIT": BybitEndpointsDataClientFactory},
         exec_factories={"BYBIT": SandboxLiveExecClientFactory},
         strategies=[strategy],
     )
@@ -278,7 +279,7 @@ def test_demo_environment_keys_from_env_orders_over_rest(emu, monkeypatch):
         exec_clients={
             "BYBIT": emulator_exec_config(emu, api_key=None, api_secret=None, environment=demo)
         },
-        data_factories={"BYBIT": EmulatorBybitLiveDataClientFactory},
+        data_factories={"BYBIT": BybitEndpointsDataClientFactory},
         exec_factories={"BYBIT": BybitLiveExecClientFactory},
         strategies=[strategy],
     )

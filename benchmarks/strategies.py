@@ -11,6 +11,7 @@ import numpy as np
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
+from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.trading.strategy import Strategy
 
 from catalogs.catalog import load_instrument
@@ -45,6 +46,24 @@ class BareStrategy(Strategy):
         self.unsubscribe_bars(self.config.bar_type)
 
 
+class HoldConfig(StrategyConfig, frozen=True):
+    bar_type: BarType
+    quantity: str = "1.000"
+
+
+class HoldStrategy(BareStrategy):
+    """Opens one position on the first bar and holds it: the engine's cost of an open position
+    (Nautilus marks it to market and updates the margin account on every price update)."""
+
+    def on_bar(self, bar: Bar) -> None:
+        if self.portfolio.is_flat(bar.bar_type.instrument_id) and not self.cache.orders():
+            instrument = self.cache.instrument(bar.bar_type.instrument_id)
+            order = self.order_factory.market(
+                instrument.id, OrderSide.BUY, instrument.make_qty(float(self.config.quantity))
+            )
+            self.submit_order(order)
+
+
 class TimedScoreMatchingStrategy(ScoreMatchingStrategy):
     """ScoreMatchingStrategy with on_bar wall time and RSS sampled inside the engine."""
 
@@ -75,11 +94,11 @@ def current_rss() -> int:
 
 
 def run_engine(catalog: Path, model_dir: Path, mode: str, order_heavy: bool = False) -> dict:
-    """One backtest over every bar of the catalog; ``mode`` is "bare", "score" or "forecast"."""
+    """One backtest over every bar of the catalog; ``mode``: bare, hold, score or forecast."""
     overrides = ORDER_HEAVY if order_heavy else {}
     run = load_run_config(
         model_path=str(model_dir), bar_type=BAR_TYPE,
-        signal_mode="score" if mode == "bare" else mode, **overrides,
+        signal_mode=mode if mode in ("score", "forecast") else "score", **overrides,
     )  # fmt: skip
     instrument = load_instrument(catalog, str(run.strategy.instrument_id))
     bars = open_catalog(catalog).bars([BAR_TYPE])
@@ -89,6 +108,8 @@ def run_engine(catalog: Path, model_dir: Path, mode: str, order_heavy: bool = Fa
     engine.add_data(next_open_quotes(read_bars_frame(catalog, BAR_TYPE), instrument))
     if mode == "bare":
         strategy = BareStrategy(BareConfig(bar_type=run.strategy.bar_type))
+    elif mode == "hold":
+        strategy = HoldStrategy(HoldConfig(bar_type=run.strategy.bar_type))
     else:
         config = msgspec.structs.replace(run.strategy, warmup_from_history=False)
         strategy = TimedScoreMatchingStrategy(config, len(bars))
@@ -97,9 +118,10 @@ def run_engine(catalog: Path, model_dir: Path, mode: str, order_heavy: bool = Fa
     engine.run()
     seconds = time.perf_counter() - started
     result = {"bars_per_s": len(bars) / seconds, "orders": len(engine.cache.orders())}
-    if mode != "bare":
+    if mode not in ("bare", "hold"):
         latency = strategy.latency_ns[: strategy.calls] / 1_000
         result["latency_us"] = {
+            "mean": float(latency.mean()),
             "p50": float(np.percentile(latency, 50)),
             "p99": float(np.percentile(latency, 99)),
             "max": float(latency.max()),

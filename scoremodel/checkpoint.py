@@ -29,7 +29,7 @@ import torch
 from scoremodel.features import FeatureSpec
 
 FORMAT = "scoremodel.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Simpson density on (z, z/2) at sigma_min
 MANIFEST = "manifest.json"
 
 
@@ -87,6 +87,15 @@ def load_checkpoint(
         name: _load_weights(directory, name, entry) for name, entry in manifest["models"].items()
     }
     return manifest, weights
+
+
+def usable_checkpoint(directory: str | Path, expected_spec: FeatureSpec) -> str | None:
+    """None if this code can load the checkpoint, else the reason it cannot."""
+    try:
+        load_checkpoint(directory, expected_spec)
+    except CheckpointError as error:
+        return str(error)
+    return None
 
 
 def read_manifest(directory: Path) -> dict:

@@ -18,11 +18,14 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         mu = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        shadow, current = [], []
         for name, value in model.state_dict().items():
             if value.dtype.is_floating_point:
-                self.shadow[name].mul_(mu).add_(value.detach(), alpha=1 - mu)
+                shadow.append(self.shadow[name])
+                current.append(value.detach())
             else:
                 self.shadow[name].copy_(value)
+        torch._foreach_lerp_(shadow, current, 1 - mu)  # theta_ema + (1 - mu)(theta - theta_ema)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """A deep copy: later updates never change what was returned."""

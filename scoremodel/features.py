@@ -155,6 +155,12 @@ class IncrementalFeatures:
             dtype=np.int64,
         )  # fmt: skip
         self._state = np.zeros(spec.dim)
+        self._warm_kernel()
+
+    def _warm_kernel(self) -> None:
+        """Compile (or load from numba's cache) the update now, not on the first live bar."""
+        self.update(1.0, 1.0, 1.0, 0.0)
+        self.reset()
 
     @property
     def bars_seen(self) -> int:

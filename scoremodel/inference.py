@@ -4,7 +4,7 @@ Per state x (z-scored), one batched forward of the state model gives
 - the score s(x, sigma_min) -> its one-bar-return component is the direction signal
   (the chapter's rule: positive score on the return = the current return is low relative to
   what the other features make typical, a contrarian statement about the bar just closed);
-- M quadrature rows -> the log-density proxy (:mod:`scoremodel.density`).
+- with one more row (z / 2), the log-density proxy (:mod:`scoremodel.density`).
 Confidence is the percentile of |signal| among training states; the density threshold is a
 percentile of training log-densities. In forecast mode the joint model gives the predictive
 distribution of the forward return over h bars (:mod:`scoremodel.forecast`), and the signal is
@@ -62,9 +62,7 @@ class Assessment:
 class InferenceSettings:
     """Noise levels and grid sizes of inference; stored in the manifest."""
 
-    signal_sigma: float
-    density_sigma: float
-    density_nodes: int = 3
+    signal_sigma: float  # sigma_min: the direction signal and the density proxy
     forecast_sigma: float = 0.2
     forecast_grid: int = 16
     forecast_horizon: int = 12
@@ -90,14 +88,14 @@ class ScoreModel:
         signal = manifest["models"]["signal"]
         self.normaliser = Normaliser.from_dict(signal["normaliser"])
         self.signal_net = FusedScoreNet(weights["signal"], NetworkConfig(**signal["network"]))
-        self.density = RayDensity(self.settings.density_sigma, self.settings.density_nodes)
-        # row 0: the state at sigma_min (signal); rows 1..M: quadrature points at sigma_d
-        row_sigmas = np.array(
-            [self.settings.signal_sigma]
-            + [self.settings.density_sigma] * self.settings.density_nodes
-        )
-        self._state_shifts = self.signal_net.conditioning(row_sigmas)
-        self._row_scale = np.concatenate([[1.0], self.density.nodes])[:, None]
+        # rows of one state: z and z / 2, both at sigma_min (signal and density)
+        self._row_scale = np.array([1.0, 0.5])[:, None]
+        sigma = self.settings.signal_sigma
+        self._state_shifts = self.signal_net.conditioning(np.full(2, sigma))
+        origin = self.signal_net.unit_score(
+            np.zeros((1, self.spec.dim)), self.signal_net.conditioning(np.array([sigma]))
+        )[0]
+        self.density = RayDensity(sigma, origin)
         self._return_index = self.spec.return_index
         self.forecaster: GridForecaster | None = None
         if "forecast" in manifest["models"]:
@@ -203,8 +201,8 @@ class ScoreModel:
         normaliser, settings = self.normaliser, self.settings
         return score_and_density(
             raw_state, normaliser.mean, normaliser.std, normaliser.clip, self._row_scale_flat,
-            self._signal_kernel, self._signal_work, self.density.weights,
-            settings.signal_sigma, settings.density_sigma, self._return_index,
+            self._signal_kernel, self._signal_work, self.density.origin,
+            settings.signal_sigma, self._return_index,
         )  # fmt: skip
 
     def _forecast_summary(self, raw_state: np.ndarray) -> tuple[float, float, float]:
@@ -235,7 +233,7 @@ class ScoreModel:
     def _batch_chunk(self, states: np.ndarray, mode: SignalMode) -> dict[str, np.ndarray]:
         z = self.normaliser.transform(states)
         f = self.signal_net.unit_score(self._row_scale[None] * z[:, None, :], self._state_shifts)
-        log_density = self.density.log_density(f[:, 1:], z)
+        log_density = self.density.log_density(f[:, 0], f[:, 1], z)
         out = {
             "log_density": log_density,
             "in_distribution": log_density >= self.density_threshold,

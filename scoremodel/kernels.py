@@ -198,15 +198,12 @@ def normalise_into(
 
 
 @njit(cache=True, fastmath=_FLAGS)
-def ray_log_density(f: np.ndarray, z: np.ndarray, weights: np.ndarray, sigma: float) -> float:
-    """sum_m w_m s(t_m z) . z with s = f / sigma; rows 1..M of ``f`` are the quadrature nodes."""
+def ray_log_density(f: np.ndarray, z: np.ndarray, origin: np.ndarray, sigma: float) -> float:
+    """Simpson: (f(0).z + 4 f(z/2).z + f(z).z) / (6 sigma); rows 0 and 1 of ``f`` are z, z/2."""
     total = 0.0
-    for m in range(weights.shape[0]):
-        directional = 0.0
-        for k in range(z.shape[0]):
-            directional += f[m + 1, k] * z[k]
-        total += weights[m] * directional
-    return total / sigma
+    for k in range(z.shape[0]):
+        total += (origin[k] + 4.0 * f[1, k] + f[0, k]) * z[k]
+    return total / (6.0 * sigma)
 
 
 @njit(cache=True, fastmath=_FLAGS)
@@ -262,14 +259,13 @@ def score_and_density(
     row_scale: np.ndarray,
     net: tuple,
     work: tuple,
-    quadrature_weights: np.ndarray,
-    signal_sigma: float,
-    density_sigma: float,
+    origin: np.ndarray,
+    sigma: float,
     return_index: int,
 ) -> tuple[float, float]:
     """(score of the return component at sigma_min, ray log-density) for one raw state.
 
-    Rows: 0 = the state at sigma_min, 1..M = t_m z at sigma_d (one forward for all).
+    Rows at sigma_min: 0 = the state z, 1 = z / 2 (see :mod:`scoremodel.density`).
     ``net`` = the 8 weight arrays of :func:`unit_score_rows`; ``work`` = (z, rows, h, normed,
     u, out) preallocated arrays.
     """
@@ -283,8 +279,8 @@ def score_and_density(
         rows, input_weight, input_bias, fc1, shifts, fc2, fc2_bias, output_weight, output_bias,
         h, normed, u, out,
     )  # fmt: skip
-    score = out[0, return_index] / signal_sigma
-    return score, ray_log_density(out, z, quadrature_weights, density_sigma)
+    score = out[0, return_index] / sigma
+    return score, ray_log_density(out, z, origin, sigma)
 
 
 @njit(cache=True, fastmath=_FLAGS)

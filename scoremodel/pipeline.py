@@ -42,8 +42,6 @@ class FitConfig:
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
     modes: tuple[str, ...] = SIGNAL_MODES
     horizon: int = 12  # forecast mode: forward return over this many bars
-    density_sigma: float = 0.2  # z-units; see scoremodel.density
-    density_nodes: int = 3
     forecast_sigma: float = 0.2  # z-units; see scoremodel.forecast
     forecast_grid: int = 16
 
@@ -96,8 +94,6 @@ def fit_model(
         "training": config.train.to_dict(),
         "inference": InferenceSettings(
             signal_sigma=sigma_min,
-            density_sigma=config.density_sigma,
-            density_nodes=config.density_nodes,
             forecast_sigma=config.forecast_sigma,
             forecast_grid=config.forecast_grid,
             forecast_horizon=config.horizon,

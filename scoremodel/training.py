@@ -99,7 +99,7 @@ def train_score_network(
     eval_model = copy.deepcopy(model).eval()
     validation = ValidationSet(x_val, config, sigma_max)
     optimiser = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
     )
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     scheduler = _warmup_cosine(optimiser, steps_per_epoch * config.max_epochs, config)
@@ -109,7 +109,10 @@ def train_score_network(
     history: list[dict] = []
     started = time.perf_counter()
     stepping = 0.0  # seconds spent in training steps
-    epochs = tqdm(range(config.max_epochs), desc="DSM", unit="epoch", disable=not progress)
+    # disable=None: a progress bar on a terminal, nothing in logs and pipes
+    epochs = tqdm(
+        range(config.max_epochs), desc="DSM", unit="epoch", disable=(not progress) or None
+    )
     for epoch in epochs:
         epoch_started = time.perf_counter()
         train_loss = _train_epoch(

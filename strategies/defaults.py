@@ -11,6 +11,8 @@ from catalogs.catalog import write_bars
 from catalogs.instruments import make_perpetual
 from catalogs.synthetic import generate_bars
 from scoremodel.checkpoint import MANIFEST
+from scoremodel.checkpoint import usable_checkpoint
+from scoremodel.features import DEFAULT_SPEC
 from scoremodel.pipeline import FitConfig
 from scoremodel.pipeline import fit_model
 from scoremodel.pipeline import save_model
@@ -33,7 +35,10 @@ def prepare_default_inputs(
         instrument = make_perpetual(run.strategy.instrument_id.symbol.value.split("-")[0])
         write_bars(catalog, frame, instrument, interval)
     model_dir = Path(run.strategy.model_path)
-    if not (model_dir / MANIFEST).is_file():
+    problem = usable_checkpoint(model_dir, DEFAULT_SPEC)
+    if problem is not None:
+        if (model_dir / MANIFEST).is_file():
+            print(f"the default model cannot be used ({problem}); training a new one")
         print(f"training a model on {bar_type} -> {model_dir} (once; later runs reuse it)")
         frame = read_bars_frame(catalog, bar_type)
         save_model(fit_model(frame, bar_type, FitConfig()), model_dir)

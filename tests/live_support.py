@@ -29,6 +29,7 @@ from strategies.run_config import load_run_config
 from strategies.score_matching import ScoreMatchingStrategy
 from tests.bybit_emulator import EmulatorConfig
 from tests.bybit_emulator import EmulatorServer
+from tests.bybit_emulator.harness import run_loop_until
 from tests.bybit_emulator.harness import wait_for_bar_headroom
 
 BTC = InstrumentId.from_str("BTCUSDT-LINEAR.BYBIT")
@@ -198,15 +199,7 @@ class LiveHarness:
     def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
         """Run the node's loop until ``condition()`` or ``timeout`` seconds."""
 
-        async def poll() -> bool:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if condition():
-                    return True
-                await asyncio.sleep(0.02)
-            return condition()
-
-        return self.loop.run_until_complete(poll())
+        return run_loop_until(self.loop, condition, timeout)
 
     def sleep(self, seconds: float) -> None:
         self.loop.run_until_complete(asyncio.sleep(seconds))

@@ -41,6 +41,22 @@ def wait_for_bar_headroom(seconds: float = 8.0, interval_ms: int = 60_000) -> No
         time.sleep(left_ms / 1000 + 0.05)
 
 
+def run_loop_until(
+    loop: asyncio.AbstractEventLoop, condition: Callable[[], bool], timeout: float
+) -> bool:
+    """Run ``loop`` until ``condition()`` holds or ``timeout`` seconds pass; return it."""
+
+    async def poll() -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            await asyncio.sleep(0.02)
+        return condition()
+
+    return loop.run_until_complete(poll())
+
+
 class RecorderConfig(StrategyConfig, frozen=True):
     """Test strategy settings: request ``history_minutes`` of bars, subscribe to live bars and
     submit a market order on the live bars numbered in ``order_on_bars`` (1-based)."""
@@ -154,15 +170,7 @@ class NodeHarness:
     def wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
         """Run the node's loop until ``condition()`` or ``timeout`` seconds."""
 
-        async def poll() -> bool:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if condition():
-                    return True
-                await asyncio.sleep(0.02)
-            return condition()
-
-        return self.loop.run_until_complete(poll())
+        return run_loop_until(self.loop, condition, timeout)
 
     def sleep(self, seconds: float) -> None:
         self.loop.run_until_complete(asyncio.sleep(seconds))

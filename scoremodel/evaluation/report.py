@@ -153,7 +153,7 @@ def _filter_line(o: dict) -> str:
     for name in FILTER_VARIANTS:
         c = o["comparisons"][f"{MODEL}_vs_{name}"]
         word = _interval_word(
-            c["low"], c["high"], "beats", "loses to", "no detectable difference vs"
+            c["low"], c["high"], "beats", "loses to", "is not distinguishable from"
         )
         parts.append(f"{word} {name} ({c['difference']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}])")
     return (

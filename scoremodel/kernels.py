@@ -91,7 +91,7 @@ def unit_score_rows(
         for r in range(rows):
             for j in range(hidden):
                 value = u[r, j]
-                u[r, j] = 0.5 * value * (1.0 + math.tanh(0.5 * value))  # SiLU
+                u[r, j] = value / (1.0 + math.exp(-value))  # SiLU; exp(inf) -> -0.0, no error
         for r in range(rows):
             for j in range(hidden):
                 h[r, j] += fc2_bias[b, j]

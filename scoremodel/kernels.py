@@ -91,7 +91,7 @@ def unit_score_rows(
         for r in range(rows):
             for j in range(hidden):
                 value = u[r, j]
-                u[r, j] = value / (1.0 + math.exp(-value))  # SiLU; exp(inf) -> -0.0, no error
+                u[r, j] = value / (1.0 + math.exp(-value))  # SiLU; v << 0: v / inf = -0
         for r in range(rows):
             for j in range(hidden):
                 h[r, j] += fc2_bias[b, j]

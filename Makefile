@@ -19,7 +19,7 @@ bench: setup
 	$(PY) -m benchmarks
 
 evaluate: setup
-	$(PY) -m scoremodel evaluate
+	$(PY) -m evaluation
 
 clean:
 	rm -rf var reports .pytest_cache

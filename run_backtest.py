@@ -1,11 +1,17 @@
 """Backtest ScoreMatchingStrategy over a Nautilus ParquetDataCatalog and write a report.
 
-With no arguments: the embedded default. It builds the synthetic catalog if missing, trains a
-model if none exists (or reuses the one it trained before), backtests the model's held-out
-test period and prints a summary with the report directory.
+With no input of your own (no --config, --catalog or --model): the embedded default. It builds
+its synthetic catalog in var/catalog if missing, trains its model into var/models/default if
+none is usable there (or reuses the one it trained before), backtests the model's held-out test
+period and prints a summary with the report directory. The embedded default holds only
+BTCUSDT-LINEAR.BYBIT-1-HOUR-LAST-EXTERNAL bars; --bar-type for other bars needs --catalog.
+
+With any input path given, nothing is generated or trained: a missing or unusable catalog or
+model is a one-line error that says which command creates it.
 
     python run_backtest.py
     python run_backtest.py --config configs/default.yaml --start 2027-01-01 --report-dir reports/x
+    python run_backtest.py --catalog CATALOG --bar-type BAR_TYPE --model MODEL_DIR
 """
 
 from __future__ import annotations
@@ -14,30 +20,47 @@ import argparse
 import sys
 import time
 
-from strategies.defaults import prepare_default_inputs
-from strategies.run_config import load_run_config
+from cli_errors import UserError
+from cli_errors import add_debug_flag
+from cli_errors import run_cli
+
+
+class DefaultInputError(UserError):
+    """A request the embedded default cannot serve (it holds one bar type only)."""
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from catalogs.errors import CatalogsError
-    from scoremodel.checkpoint import CheckpointError
-    from strategies.backtest import run_backtest
-    from strategies.reports import format_summary
-    from strategies.reports import write_report
+    return run_cli(lambda: _backtest(args), debug=args.debug)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from runtime.backtest import check_inputs
+    from runtime.backtest import run_backtest
+    from runtime.embedded_default import DEFAULT_BAR_TYPE
+    from runtime.embedded_default import prepare_default_inputs
+    from runtime.reports import format_summary
+    from runtime.reports import write_report
+    from runtime.run_config import load_run_config
+    from runtime.run_config import with_backtest_overrides
 
     started = time.perf_counter()
-    try:
-        run = load_run_config(args.config, model_path=args.model, bar_type=args.bar_type)
-        run = _with_backtest_overrides(run, args)
-        if args.config is None:
-            prepare_default_inputs(run)
-        outcome = run_backtest(run)
-        summary = write_report(outcome, run.backtest.report_dir)
-        outcome.engine.dispose()
-    except (CatalogsError, CheckpointError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    embedded_default = args.config is None and args.catalog is None and args.model is None
+    if embedded_default and args.bar_type not in (None, DEFAULT_BAR_TYPE):
+        raise DefaultInputError(
+            f"the embedded default holds only {DEFAULT_BAR_TYPE} bars; for {args.bar_type} give "
+            "your catalog and model: --catalog CATALOG --model MODEL_DIR (or --config FILE)"
+        )
+    run = load_run_config(args.config, model_path=args.model, bar_type=args.bar_type)
+    run = with_backtest_overrides(
+        run, catalog=args.catalog, start=args.start, end=args.end, report_dir=args.report_dir
+    )
+    if embedded_default:
+        prepare_default_inputs(run)
+    check_inputs(run)
+    outcome = run_backtest(run)
+    summary = write_report(outcome, run.backtest.report_dir)
+    outcome.engine.dispose()
     print(format_summary(summary, run.backtest.report_dir))
     print(f"  total time      {time.perf_counter() - started:.1f} s")
     return 0
@@ -54,23 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--start", help="first bar, ISO time UTC (default: the model's test block)")
     parser.add_argument("--end", help="last bar, ISO time UTC")
     parser.add_argument("--report-dir", help="where to write the report (default reports/latest)")
+    add_debug_flag(parser)
     return parser
 
 
-def _with_backtest_overrides(run, args):
-    import dataclasses
-
-    overrides = {
-        "catalog": args.catalog,
-        "start": args.start,
-        "end": args.end,
-        "report_dir": args.report_dir,
-    }
-    backtest = dataclasses.replace(
-        run.backtest, **{k: v for k, v in overrides.items() if v is not None}
-    )
-    return dataclasses.replace(run, backtest=backtest)
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

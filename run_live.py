@@ -21,36 +21,35 @@ position and halts within live.kill_switch_poll_secs, and stays halted across re
 from __future__ import annotations
 
 import argparse
-import sys
 
-MAINNET_FLAG = "--i-understand-this-trades-real-money"  # the same as strategies.live's
+from cli_errors import add_debug_flag
+from cli_errors import run_cli
+
+MAINNET_FLAG = "--i-understand-this-trades-real-money"  # the same as runtime.live's
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; 0 on success, 2 with one ``error:`` line when it cannot."""
     args = _parser().parse_args(argv)
-    from strategies import live
-    from strategies.run_config import load_run_config
+    return run_cli(lambda: _run(args), debug=args.debug)
 
-    try:
-        run = load_run_config(args.config)
-        mode = args.mode or run.live.mode
-        if args.command == "kill":
-            path = live.trigger_kill_switch(live.kill_switch_path(run))
-            print(f"kill switch armed: {path}")
-            print("the running strategy cancels, flattens and halts; `resume` to trade again")
-            return 0
-        if args.command == "resume":
-            live.check_mode(mode, allow_mainnet=True)
-            changes = live.resume_trading(run, mode)
-            print("\n".join(changes) or "nothing to resume: no kill switch file, not halted")
-            return 0
+
+def _run(args: argparse.Namespace) -> None:
+    from runtime import live
+    from runtime.run_config import load_run_config
+
+    run = load_run_config(args.config)
+    mode = args.mode or run.live.mode
+    if args.command == "kill":
+        path = live.trigger_kill_switch(live.kill_switch_path(run))
+        print(f"kill switch armed: {path}")
+        print("the running strategy cancels, flattens and halts; `resume` to trade again")
+    elif args.command == "resume":
+        live.check_mode(mode, allow_mainnet=True)
+        changes = live.resume_trading(run, mode)
+        print("\n".join(changes) or "nothing to resume: no kill switch file, not halted")
+    else:
         live.run_live(run, mode, allow_mainnet=args.allow_mainnet)
-    except (live.LiveError, ValueError) as error:  # ValueError: ConfigError, StateFileError
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # Ctrl-C before the node took over the signals
-        return 130
-    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow --mode mainnet: trades REAL MONEY with BYBIT_API_KEY/BYBIT_API_SECRET",
     )
+    add_debug_flag(parser)
     return parser
 
 

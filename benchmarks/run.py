@@ -121,7 +121,8 @@ def prepare(work: Path, n_bars: int, real: bool, seed: int) -> tuple[Path, Path]
         train_bars = bars.iloc[: max(int(0.3 * len(bars)), 5_000)]
         print(f"training the benchmark model on {len(train_bars):,} bars (cached) ...")
         config = FitConfig(train=TrainConfig(max_epochs=40, seed=seed))
-        save_model(fit_model(train_bars, BAR_TYPE, config, progress=False), model_dir)
+        model = fit_model(train_bars, BAR_TYPE, config, progress=False)
+        save_model(model, model_dir, overwrite=True)  # the benchmark's own cache
     return catalog, model_dir
 
 

@@ -17,9 +17,9 @@ from nautilus_trader.trading.strategy import Strategy
 from catalogs.catalog import load_instrument
 from catalogs.catalog import open_catalog
 from catalogs.catalog import read_bars_frame
-from strategies.backtest import build_engine
-from strategies.backtest import next_open_quotes
-from strategies.run_config import load_run_config
+from runtime.backtest import build_engine
+from runtime.backtest import next_open_quotes
+from runtime.run_config import load_run_config
 from strategies.score_matching import ScoreMatchingStrategy
 
 BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-MINUTE-LAST-EXTERNAL"

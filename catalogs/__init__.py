@@ -3,8 +3,9 @@
 Canonical bar frames (:mod:`catalogs.bars`) come from synthetic generation
 (:mod:`catalogs.synthetic`), CSV files (:mod:`catalogs.csv_import`) or Bybit downloads
 (:mod:`catalogs.download`, whose names load lazily because importing ccxt takes ~0.7 s) and
-are written to and read from a catalog with :mod:`catalogs.catalog`. Instruments are Bybit
-linear perpetuals (:mod:`catalogs.instruments`). Command line: ``python -m catalogs --help``.
+are written to and read from a catalog with :mod:`catalogs.catalog`, crash-safe and one writer
+at a time (:mod:`catalogs.storage`). Instruments are Bybit linear perpetuals
+(:mod:`catalogs.instruments`). Command line: ``python -m catalogs --help``.
 """
 
 from catalogs.bars import BAR_COLUMNS

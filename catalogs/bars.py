@@ -65,7 +65,7 @@ class BarValidationError(CatalogsError, ValueError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
-        super().__init__("Bar validation failed:\n  - " + "\n  - ".join(self.problems))
+        super().__init__("Bar validation failed: " + "; ".join(self.problems))
 
 
 class BarGap(NamedTuple):

@@ -8,6 +8,11 @@ bars that differ, or that fall inside the stored range where nothing is stored, 
 
 Bars are stored with ``ts_event == ts_init ==`` the bar's close time in nanoseconds, which is
 how Nautilus expects bars to be stamped.
+
+Writes are **crash-safe and serialised** (:mod:`catalogs.storage`): a file appears under its
+final name only once complete, and one writer at a time holds the catalog's lock file
+``.catalogs.lock``. A damaged Parquet file met while reading is named in a
+:class:`~catalogs.errors.DamagedFileError`.
 """
 
 from __future__ import annotations
@@ -24,10 +29,13 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
+from nautilus_trader.persistence.funcs import class_to_filename
+from nautilus_trader.persistence.funcs import urisafe_identifier
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 from tqdm import tqdm
 
@@ -47,10 +55,17 @@ from catalogs.bars import to_utc_timestamp
 from catalogs.bars import validate_bars
 from catalogs.errors import BarTypeNotFoundError
 from catalogs.errors import CatalogNotFoundError
+from catalogs.errors import CatalogWriteError
 from catalogs.errors import EmptyRangeError
 from catalogs.errors import InstrumentNotFoundError
 from catalogs.errors import OverlapConflictError
 from catalogs.errors import PrecisionError
+from catalogs.storage import catalog_root
+from catalogs.storage import check_readable
+from catalogs.storage import damaged_file_error
+from catalogs.storage import naming_damaged_files
+from catalogs.storage import write_data_atomically
+from catalogs.storage import write_lock
 
 DEFAULT_CATALOG_PATH: Final[Path] = Path("var/catalog")
 CatalogLike = str | Path | ParquetDataCatalog
@@ -129,7 +144,13 @@ def open_catalog(path: CatalogLike, *, create: bool = False) -> ParquetDataCatal
                 "`python -m catalogs import-csv` or `python -m catalogs fetch`, "
                 "or check the path"
             )
-        root.mkdir(parents=True)
+        try:
+            root.mkdir(parents=True)
+        except OSError as exc:
+            raise CatalogWriteError(
+                f"Cannot create the catalog directory {root}: {exc.strerror}. Check the path "
+                "and that its parent directory is writable"
+            ) from exc
     return ParquetDataCatalog(str(root))
 
 
@@ -144,7 +165,7 @@ def describe_bar_types(catalog_path: CatalogLike) -> list[BarTypeSummary]:
     summaries = []
     for bar_type, files in sorted(_bar_files(catalog).items()):
         intervals = catalog.get_intervals(Bar, bar_type)
-        count = sum(pq.read_metadata(file, filesystem=catalog.fs).num_rows for file in files)
+        count = sum(_parquet_metadata(catalog, file).num_rows for file in files)
         summaries.append(
             BarTypeSummary(
                 bar_type=bar_type,
@@ -160,13 +181,13 @@ def describe_bar_types(catalog_path: CatalogLike) -> list[BarTypeSummary]:
 def list_instrument_ids(catalog_path: CatalogLike) -> list[str]:
     """Return the ids of the instruments stored in the catalog, sorted."""
     catalog = open_catalog(catalog_path)
-    return sorted({str(instrument.id) for instrument in catalog.instruments()})
+    return sorted({str(instrument.id) for instrument in _stored_instruments(catalog)})
 
 
 def load_instrument(catalog_path: CatalogLike, instrument_id: str) -> Instrument:
     """Return the stored instrument with ``instrument_id`` (the latest version if several)."""
     catalog = open_catalog(catalog_path)
-    found = catalog.instruments(instrument_ids=[str(instrument_id)])
+    found = _stored_instruments(catalog, str(instrument_id))
     if not found:
         stored = list_instrument_ids(catalog)
         raise InstrumentNotFoundError(
@@ -192,9 +213,28 @@ def _bar_files(catalog: ParquetDataCatalog) -> dict[str, list[str]]:
 
 
 def _stored_bar_type(catalog: ParquetDataCatalog, file: str) -> str:
-    metadata = pq.read_schema(file, filesystem=catalog.fs).metadata or {}
+    metadata = _parquet_metadata(catalog, file).schema.to_arrow_schema().metadata or {}
     stored = metadata.get(b"bar_type")
     return stored.decode() if stored else Path(file).parent.name
+
+
+def _bar_type_directory(catalog: ParquetDataCatalog, bar_type: str) -> Path:
+    return Path(catalog.path) / "data" / class_to_filename(Bar) / urisafe_identifier(bar_type)
+
+
+def _parquet_metadata(catalog: ParquetDataCatalog, file: str) -> pq.FileMetaData:
+    try:
+        return pq.read_metadata(file, filesystem=catalog.fs)
+    except (pa.ArrowException, OSError) as exc:
+        raise damaged_file_error(file, exc) from exc
+
+
+def _stored_instruments(
+    catalog: ParquetDataCatalog, instrument_id: str | None = None
+) -> list[Instrument]:
+    with naming_damaged_files(Path(catalog.path) / "data"):
+        ids = None if instrument_id is None else [instrument_id]
+        return catalog.instruments(instrument_ids=ids)
 
 
 # -- Reading -------------------------------------------------------------------------------------
@@ -329,25 +369,30 @@ def write_bars_detailed(
     fall where nothing is stored) raise :class:`OverlapConflictError`, or only warn with
     ``on_conflict="warn"``. Prices must fit the instrument's price precision unless
     ``round_prices`` is true (then they are rounded and counted); volumes are rounded to its size
-    precision and counted. ``chunk_bars`` splits the write into several files.
+    precision and counted. ``chunk_bars`` splits the write into several files, each of which
+    appears under its final name only once complete. Writers of one catalog take turns: a second
+    one waits for the catalog's lock file. Raises :class:`~catalogs.errors.DamagedFileError` if a
+    stored file of the bar type is damaged.
     """
     if on_conflict not in ("error", "warn"):
         raise ValueError(f"on_conflict must be 'error' or 'warn', got {on_conflict!r}")
-    catalog = open_catalog(catalog_path, create=True)
     bar_type = bar_type_string(instrument.id, interval)
     frame, report = validate_bars(
         bars, interval, gap_policy=gap_policy, duplicate_policy=duplicate_policy
     )
     frame, rounded_prices, rounded_volumes = _round_to_instrument(frame, instrument, round_prices)
-    _ensure_instrument(catalog, instrument)
-
-    last_stored = last_bar_close(catalog, bar_type)
-    new = frame if last_stored is None else frame[frame.index > last_stored]
-    overlap = frame.iloc[: len(frame) - len(new)]
-    conflicts = _overlap_conflicts(catalog, bar_type, overlap, instrument) if len(overlap) else []
-    _report_conflicts(conflicts, on_conflict)
-
-    _write_frame(catalog, bar_type, new, instrument, chunk_bars, progress)
+    catalog = open_catalog(catalog_path, create=True)
+    with write_lock(catalog_root(catalog)):
+        check_readable(sorted(_bar_type_directory(catalog, bar_type).glob("*.parquet")))
+        _ensure_instrument(catalog, instrument)
+        last_stored = last_bar_close(catalog, bar_type)
+        new = frame if last_stored is None else frame[frame.index > last_stored]
+        overlap = frame.iloc[: len(frame) - len(new)]
+        conflicts = (
+            _overlap_conflicts(catalog, bar_type, overlap, instrument) if len(overlap) else []
+        )
+        _report_conflicts(conflicts, on_conflict)
+        _write_frame(catalog, bar_type, new, instrument, chunk_bars, progress)
     return WriteResult(
         bar_type=bar_type,
         written=len(new),
@@ -401,9 +446,9 @@ def _off_precision(values: np.ndarray, precision: int) -> np.ndarray:
 
 
 def _ensure_instrument(catalog: ParquetDataCatalog, instrument: Instrument) -> None:
-    stored = catalog.instruments(instrument_ids=[str(instrument.id)])
+    stored = _stored_instruments(catalog, str(instrument.id))
     if not stored:
-        catalog.write_data([instrument])
+        write_data_atomically(catalog, [instrument])
         return
     if _instrument_fields(stored[-1]) != _instrument_fields(instrument):
         message = (
@@ -485,7 +530,7 @@ def _write_frame(
     wrangler = BarDataWrangler(parse_bar_type(bar_type), instrument)
     chunks = list(_chunks(frame, chunk_bars or len(frame)))
     for chunk in tqdm(chunks, desc=f"writing {bar_type}", unit="chunk", disable=not progress):
-        catalog.write_data(wrangler.process(_wrangler_input(chunk)))
+        write_data_atomically(catalog, wrangler.process(_wrangler_input(chunk)))
 
 
 def _chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:

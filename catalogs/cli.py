@@ -1,7 +1,8 @@
 """Command line interface: ``python -m catalogs synth|import-csv|fetch|info``.
 
-User errors (bad data, missing files, unknown bar types) print one ``error:`` line and exit
-with status 2; argparse usage errors exit with 2 as well.
+User errors (bad data, missing files, unknown bar types, damaged catalog files) print one
+``error:`` line and exit with status 2 (``--debug`` shows the traceback); argparse usage errors
+exit with 2 as well. Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
@@ -15,31 +16,35 @@ from pathlib import Path
 import pandas as pd
 
 from catalogs.bars import parse_interval
+from catalogs.bars import to_utc_timestamp
 from catalogs.catalog import DEFAULT_CATALOG_PATH
 from catalogs.catalog import describe_bar_types
 from catalogs.catalog import list_instrument_ids
 from catalogs.catalog import open_catalog
 from catalogs.catalog import write_bars_detailed
 from catalogs.csv_import import read_ohlcv_csv
-from catalogs.errors import CatalogsError
 from catalogs.errors import IntervalError
 from catalogs.instruments import make_perpetual
 from catalogs.synthetic import SyntheticMarketConfig
 from catalogs.synthetic import generate_bars
+from cli_errors import EXIT_INTERRUPTED
+from cli_errors import add_debug_flag
+from cli_errors import positive_float
+from cli_errors import positive_int
+from cli_errors import run_cli
 
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
 _CSV_FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status."""
     args = build_parser().parse_args(argv)
+    return run_cli(lambda: _run_command(args), debug=args.debug)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         args.handler(args)
-    except (CatalogsError, FileNotFoundError) as exc:
-        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
-        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted; bars written so far are kept, re-run to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -69,9 +74,9 @@ def _add_synth(commands: argparse._SubParsersAction) -> None:
     )
     _add_symbol(parser)
     parser.add_argument("--interval", type=_interval, default="1min", help="default: 1min")
-    parser.add_argument("--bars", type=_positive_int, default=100_000, help="default: 100000")
+    parser.add_argument("--bars", type=positive_int, default=100_000, help="default: 100000")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
-    parser.add_argument("--start-price", type=float, default=None, help="default: 40000")
+    parser.add_argument("--start-price", type=positive_float, default=None, help="default: 40000")
     parser.set_defaults(handler=_run_synth)
 
 
@@ -150,7 +155,7 @@ def _add_fetch(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--end", type=_timestamp, help="last bar close time, UTC (default: now)")
     parser.add_argument("--base-url", help="redirect every Bybit endpoint, e.g. an emulator")
     parser.add_argument(
-        "--limit", type=_positive_int, default=1000, help="klines per request (default: 1000)"
+        "--limit", type=positive_int, default=1000, help="klines per request (default: 1000)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(handler=_run_fetch)
@@ -207,6 +212,7 @@ def _subparser(
         default=DEFAULT_CATALOG_PATH,
         help=f"catalog directory (default: {DEFAULT_CATALOG_PATH})",
     )
+    add_debug_flag(parser)
     return parser
 
 
@@ -257,11 +263,11 @@ def _argument_type(parse: Callable[[str], object], what: str) -> Callable[[str],
     return convert
 
 
-def _parse_positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be >= 1")
-    return value
+def _parse_timestamp(text: str) -> pd.Timestamp:
+    stamp = to_utc_timestamp(text)
+    if stamp is None or pd.isna(stamp):
+        raise ValueError("use e.g. 2024-01-01 or 2024-01-01T12:00 (UTC)")
+    return stamp.as_unit("ns")  # raises for dates outside 1677..2262
 
 
 def _parse_interval(text: str) -> str:
@@ -270,14 +276,8 @@ def _parse_interval(text: str) -> str:
 
 
 _interval = _argument_type(_parse_interval, "interval")
-_positive_int = _argument_type(_parse_positive_int, "number")
-_timestamp = _argument_type(lambda text: pd.Timestamp(text), "timestamp")
+_timestamp = _argument_type(_parse_timestamp, "timestamp")
 
 
 def _fmt(stamp: pd.Timestamp) -> str:
     return stamp.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _one_line(message: str) -> str:
-    head, *rest = [line.strip().removeprefix("- ") for line in message.splitlines() if line.strip()]
-    return head + (" " + "; ".join(rest) if rest else "")

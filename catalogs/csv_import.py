@@ -4,7 +4,9 @@ Column names are matched case-insensitively against the usual spellings (``times
 ``time``, ``date``, ``datetime``, ``open_time``; ``open``/``o``; ...; ``volume``/``vol``) unless
 a mapping ``{csv_column: canonical_name}`` is given. Timestamps may be epoch numbers (unit
 inferred from their magnitude or given explicitly) or ISO 8601 strings. Bars stamped at their
-open time (most exchange exports) are re-stamped at their close time.
+open time (most exchange exports) are re-stamped at their close time. The median spacing of
+the timestamps must equal the interval the bars are read as, so hourly bars cannot be imported as
+1-minute bars by mistake.
 
 Error messages quote *file line numbers* (the header is line 1).
 """
@@ -22,8 +24,13 @@ import pandas as pd
 from catalogs.bars import BAR_COLUMNS
 from catalogs.bars import Interval
 from catalogs.bars import bar_frame
+from catalogs.bars import format_interval
 from catalogs.bars import parse_interval
+from catalogs.errors import CatalogsError
+from catalogs.errors import CsvFileNotFoundError
 from catalogs.errors import CsvFormatError
+from catalogs.errors import CsvReadError
+from catalogs.errors import IntervalMismatchError
 
 TimestampUnit = Literal["auto", "s", "ms", "us", "ns", "iso"]
 Stamp = Literal["open", "close"]
@@ -47,6 +54,12 @@ _EPOCH_UNIT_LIMITS: Final[tuple[tuple[float, str], ...]] = (
 )
 _SHOW: Final[int] = 5
 _HEADER_LINES: Final[int] = 1
+_DURATION_UNITS: Final[tuple[tuple[str, pd.Timedelta], ...]] = (
+    ("day", pd.Timedelta(days=1)),
+    ("hour", pd.Timedelta(hours=1)),
+    ("minute", pd.Timedelta(minutes=1)),
+    ("second", pd.Timedelta(seconds=1)),
+)
 
 
 def read_ohlcv_csv(
@@ -64,8 +77,10 @@ def read_ohlcv_csv(
     ``close``, ``volume``; unmapped fields are auto-detected. ``timestamp_unit="auto"`` treats
     numbers as epoch seconds/ms/us/ns by magnitude and strings as ISO 8601. ``stamp`` says whether
     the file's timestamps are bar open times (converted to close = open + interval) or close
-    times. ``tz`` is the timezone of naive timestamp strings. Rows keep file order; use
-    :func:`catalogs.bars.validate_bars` to check them.
+    times. ``tz`` is the timezone of naive timestamp strings. Raises
+    :class:`~catalogs.errors.IntervalMismatchError` when the median spacing of the timestamps
+    differs from ``interval``. Rows keep file order; use :func:`catalogs.bars.validate_bars` to
+    check them.
     """
     if stamp not in ("open", "close"):
         raise ValueError(f"stamp must be 'open' or 'close', got {stamp!r}")
@@ -77,6 +92,7 @@ def read_ohlcv_csv(
     raw = _read_table(Path(path))
     selected = resolve_columns(list(raw.columns), columns)
     index = parse_timestamps(raw[selected[TIMESTAMP]], timestamp_unit, tz)
+    check_spacing(index, delta, source=str(path))
     if stamp == "open":
         index = index + delta
     values = [_numeric_column(raw[selected[name]], name) for name in BAR_COLUMNS]
@@ -84,8 +100,10 @@ def read_ohlcv_csv(
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise CsvFileNotFoundError(f"CSV file not found: {path}; check the path")
     if not path.is_file():
-        raise FileNotFoundError(f"CSV file not found: {path}")
+        raise CsvFileNotFoundError(f"{path} is not a file; pass the path of a CSV file")
     try:
         # Only empty cells count as missing: 'n/a', 'null' etc. are reported as bad values.
         table = pd.read_csv(
@@ -95,9 +113,48 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise CsvFormatError(f"{path} is empty; expected a header line and OHLCV rows") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise CsvFormatError(f"{path} is not a readable CSV file: {exc}") from exc
+    except OSError as exc:
+        raise CsvReadError(
+            f"cannot read {path}: {exc.strerror or exc}; check the file's permissions"
+        ) from exc
     if table.empty:
         raise CsvFormatError(f"{path} has a header but no data rows")
     return table
+
+
+def check_spacing(index: pd.DatetimeIndex, interval: Interval, *, source: str) -> None:
+    """Raise unless the median spacing of the distinct timestamps in ``index`` equals ``interval``.
+
+    The lower median is used, so it is always a spacing that occurs in the file. ``source``
+    (e.g. the file name) starts the message. Fewer than two timestamps pass.
+    """
+    delta = parse_interval(interval)
+    stamps = np.unique(index.asi8)
+    if len(stamps) < 2:
+        return
+    spacings = np.sort(np.diff(stamps))
+    spacing = pd.Timedelta(int(spacings[(len(spacings) - 1) // 2]), unit="ns")  # lower median
+    if spacing == delta:
+        return
+    raise IntervalMismatchError(
+        f"{source}: the file's bars are {_duration(spacing)} apart (median spacing) but "
+        f"--interval is {format_interval(delta)}; {_spacing_advice(spacing)}"
+    )
+
+
+def _duration(delta: pd.Timedelta) -> str:
+    for name, unit in _DURATION_UNITS:
+        if delta >= unit and delta % unit == pd.Timedelta(0):
+            count = delta // unit
+            return f"{count} {name}{'s' if count != 1 else ''}"
+    return str(delta)
+
+
+def _spacing_advice(spacing: pd.Timedelta) -> str:
+    try:
+        return f"re-run with --interval {format_interval(spacing)}"
+    except CatalogsError:
+        return "that is not a bar interval Nautilus supports; check the file's timestamps"
 
 
 def resolve_columns(

@@ -43,6 +43,7 @@ from catalogs.catalog import open_catalog
 from catalogs.catalog import write_bars_detailed
 from catalogs.errors import CatalogNotFoundError
 from catalogs.errors import DownloadError
+from catalogs.errors import EmptyRangeError
 from catalogs.instruments import make_perpetual
 
 BYBIT_MAX_KLINES: Final[int] = 1000
@@ -307,9 +308,11 @@ def download_bybit_bars(
     instrument = instrument or make_perpetual(symbol)
     bar_type = bar_type_string(instrument.id, delta)
     now = pd.Timestamp.now(tz="UTC")
-    last_close = min(to_utc_timestamp(end) or now, now).floor(delta)
+    start_ts, end_ts = to_utc_timestamp(start), to_utc_timestamp(end)
+    _check_range(start_ts, end_ts, now)
+    last_close = min(end_ts or now, now).floor(delta)
     resumed_from = _stored_last_close(catalog_path, bar_type)
-    first_open = resume_start(resumed_from, to_utc_timestamp(start), last_close, delta)
+    first_open = resume_start(resumed_from, start_ts, last_close, delta)
 
     report = DownloadReport(symbol.upper(), bar_type, delta, first_open, last_close, resumed_from)
     if first_open + delta > last_close:
@@ -340,6 +343,19 @@ def download_bybit_bars(
             _flush(catalog_path, pending, instrument, delta, report)
     _flush(catalog_path, pending, instrument, delta, report)
     return report
+
+
+def _check_range(start: pd.Timestamp | None, end: pd.Timestamp | None, now: pd.Timestamp) -> None:
+    if start is None:
+        return
+    if end is not None and start >= end:
+        raise EmptyRangeError(
+            f"start {start} is not before end {end}; pass a start (CLI: --start) before the end"
+        )
+    if start >= now:
+        raise EmptyRangeError(
+            f"start {start} is in the future (now is {now.floor('s')}); pass a past start"
+        )
 
 
 def _ms_to_utc(milliseconds: int) -> pd.Timestamp:

@@ -8,8 +8,10 @@ derives from the builtin exception that best describes it (``ValueError``, ``Loo
 
 from __future__ import annotations
 
+from cli_errors import UserError
 
-class CatalogsError(Exception):
+
+class CatalogsError(UserError):
     """Base class of all user-facing errors raised by ``catalogs``."""
 
 
@@ -51,3 +53,23 @@ class PrecisionError(CatalogsError, ValueError):
 
 class DownloadError(CatalogsError, RuntimeError):
     """Downloading bars from the exchange failed."""
+
+
+class CsvFileNotFoundError(CatalogsError, FileNotFoundError):
+    """A CSV file does not exist or is not a file."""
+
+
+class CsvReadError(CatalogsError, OSError):
+    """A CSV file exists but cannot be read (e.g. no permission)."""
+
+
+class IntervalMismatchError(CatalogsError, ValueError):
+    """The spacing of a file's bars differs from the interval they are imported as."""
+
+
+class DamagedFileError(CatalogsError, ValueError):
+    """A file in the catalog is not a complete Parquet file (e.g. left by an interrupted write)."""
+
+
+class CatalogWriteError(CatalogsError, OSError):
+    """The catalog directory cannot be written to."""

@@ -1,129 +1,153 @@
-"""``python -m scoremodel train|info|sample|evaluate``: the command line of the ML core.
+"""``python -m scoremodel train|info|sample``: the command line of the ML core.
 
-The ML modules import no Nautilus; only ``train`` and ``evaluate`` read bars, through
-``catalogs`` (imported lazily here), from a Nautilus ParquetDataCatalog or a CSV file.
+The ML modules import neither Nautilus nor ``catalogs``; only this shell's ``train`` reads bars,
+through ``catalogs`` (imported lazily in it), from a Nautilus ParquetDataCatalog. The
+walk-forward evaluation is ``python -m evaluation``.
+A mistake (a bad path, a model that does not fit, an option out of range) ends with one
+``error:`` line and exit status 2 (``--debug`` shows the traceback); nothing is written then.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import os
+import secrets
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scoremodel.checkpoint import CheckpointError
+from cli_errors import UserError
+from cli_errors import add_debug_flag
+from cli_errors import non_negative_int
+from cli_errors import positive_float
+from cli_errors import positive_int
+from cli_errors import run_cli
 from scoremodel.inference import SIGNAL_MODES
 from scoremodel.training import TrainConfig
 
+if TYPE_CHECKING:
+    from scoremodel.pipeline import FitConfig
+
 DEFAULT_CATALOG = "var/catalog"
 DEFAULT_BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-HOUR-LAST-EXTERNAL"
-DEFAULT_REPORT_DIR = "reports/evaluation"
-# The demo's synthetic catalog (strategies/defaults.py): 30,000 one-hour bars, seed 7.
-DEMO_BARS = 30_000
-DEMO_SEED = 7
+
+
+class TrainingInputError(UserError):
+    """The selected bars cannot train a model (too few for the split)."""
+
+
+class OutputFileError(UserError):
+    """A path given for an output file cannot be written."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (CheckpointError, ValueError, FileNotFoundError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    """Run one subcommand; returns its exit status (2 for a user error)."""
+    args = _parser().parse_args(argv)
+    return run_cli(lambda: args.run(args), args.debug)
+
+
+def signal_modes(text: str) -> tuple[str, ...]:
+    """argparse type of --modes: a comma-separated subset of SIGNAL_MODES with 'score'."""
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    if "score" not in modes or not set(modes) <= set(SIGNAL_MODES):
+        raise argparse.ArgumentTypeError(
+            f"must be 'score' or 'score,forecast' (models among {', '.join(SIGNAL_MODES)}), "
+            f"got {text!r}"
+        )
+    return modes
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scoremodel", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a model on bars from a catalog")
+    train = commands.add_parser(
+        "train",
+        help="train a model on bars from a catalog",
+        description="Train the state model (and the forecast model) on bars from a catalog and "
+        "write a new model directory. --out is checked before training: an existing model "
+        "directory is replaced only with --overwrite, and only once the new one is complete.",
+    )
     train.add_argument("--catalog", default=DEFAULT_CATALOG, help="ParquetDataCatalog directory")
     train.add_argument("--bar-type", default=DEFAULT_BAR_TYPE, help="e.g. %(default)s")
     train.add_argument("--out", required=True, help="model directory to write")
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace the model directory --out if it exists"
+    )
     train.add_argument("--start", help="first bar (ISO time, UTC)")
     train.add_argument("--end", help="last bar (ISO time, UTC)")
     defaults = TrainConfig()
-    train.add_argument("--epochs", type=int, default=defaults.max_epochs)
-    train.add_argument("--hidden", type=int, default=defaults.hidden)
-    train.add_argument("--blocks", type=int, default=defaults.n_blocks)
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    train.add_argument("--sigma-min", type=float, default=defaults.sigma_min)
-    train.add_argument("--patience", type=int, default=defaults.patience)
-    train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    train.add_argument("--horizon", type=int, default=12, help="forecast horizon in bars")
+    train.add_argument("--epochs", type=positive_int, default=defaults.max_epochs)
+    train.add_argument("--hidden", type=positive_int, default=defaults.hidden)
+    train.add_argument("--blocks", type=positive_int, default=defaults.n_blocks)
+    train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    train.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate)
+    train.add_argument("--sigma-min", type=positive_float, default=defaults.sigma_min)
+    train.add_argument("--patience", type=positive_int, default=defaults.patience)
+    train.add_argument("--seed", type=non_negative_int, default=defaults.seed)
+    train.add_argument("--threads", type=positive_int, help="torch threads (default: torch's)")
+    train.add_argument("--horizon", type=positive_int, default=12, help="forecast horizon, bars")
     train.add_argument(
-        "--modes", default=",".join(SIGNAL_MODES), help="models to train: score[,forecast]"
+        "--modes",
+        type=signal_modes,
+        default=SIGNAL_MODES,
+        help="models to train: score[,forecast] (default: score,forecast)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_debug_flag(train)
     train.set_defaults(run=_train)
 
-    info = commands.add_parser("info", help="describe a model directory")
+    info = commands.add_parser(
+        "info",
+        help="check and describe a model directory",
+        description="Run the checks a backtest or live run makes when it loads the model "
+        "(files, checksums, a complete manifest, this code's feature spec; with --bar-type and "
+        "--signal-mode also the fit to those bars and mode), then describe it.",
+    )
     info.add_argument("model", help="model directory")
+    info.add_argument("--bar-type", help="also check the model was trained on these bars")
+    info.add_argument(
+        "--signal-mode",
+        choices=SIGNAL_MODES,
+        default="score",
+        help="also check the model has what this mode needs (default: %(default)s)",
+    )
+    add_debug_flag(info)
     info.set_defaults(run=_info)
 
-    sample = commands.add_parser("sample", help="annealed Langevin samples of market states")
+    sample = commands.add_parser(
+        "sample",
+        help="predictor-corrector samples of market states",
+        description="Draw market states from the state model with the reverse-diffusion "
+        "predictor-corrector sampler (scoremodel.sampling.predictor_corrector), the sampler "
+        "the evaluation's scenarios use: annealed Langevin with the model's few noise levels "
+        "cannot equilibrate in these low dimensions and comes out ~10-17 % too wide.",
+    )
     sample.add_argument("model", help="model directory")
-    sample.add_argument("-n", "--samples", type=int, default=1000)
-    sample.add_argument("--steps", type=int, default=20, help="Langevin steps per noise level")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument(
+        "-n", "--samples", type=positive_int, default=1000, help="how many (%(default)s)"
+    )
+    sample.add_argument(
+        "--steps", type=positive_int, default=200, help="predictor-corrector steps (%(default)s)"
+    )
+    sample.add_argument("--seed", type=non_negative_int, default=0)
     sample.add_argument("--out", required=True, help="CSV file for the samples (raw feature units)")
+    add_debug_flag(sample)
     sample.set_defaults(run=_sample)
-    _add_evaluate(commands)
     return parser
-
-
-def _add_evaluate(commands: argparse._SubParsersAction) -> None:
-    from scoremodel.evaluation.walk_forward import EVAL_TRAINING
-    from scoremodel.evaluation.walk_forward import EvaluationConfig
-
-    defaults = EvaluationConfig()
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="walk-forward out-of-sample evaluation against baselines, with a report",
-        description="Train one model per walk-forward fold on past bars only, trade the next "
-        "window with costs, compare with baselines; write report.md, evaluation.json and PNGs.",
-    )
-    evaluate.add_argument("--catalog", default=DEFAULT_CATALOG, help="default: %(default)s")
-    evaluate.add_argument("--bar-type", default=DEFAULT_BAR_TYPE, help="default: %(default)s")
-    evaluate.add_argument("--csv", help="evaluate bars from this OHLCV CSV instead of a catalog")
-    evaluate.add_argument("--interval", default="1min", help="bar interval of --csv (1min)")
-    evaluate.add_argument("--start", help="first bar (ISO time, UTC)")
-    evaluate.add_argument("--end", help="last bar (ISO time, UTC)")
-    evaluate.add_argument("--out", default=DEFAULT_REPORT_DIR, help="default: %(default)s")
-    evaluate.add_argument("--folds", type=int, default=defaults.n_folds)
-    evaluate.add_argument("--scheme", choices=("expanding", "rolling"), default=defaults.scheme)
-    evaluate.add_argument(
-        "--min-train-fraction",
-        type=float,
-        default=defaults.min_train_fraction,
-        help="first training window as a share of the bars (%(default)s)",
-    )
-    evaluate.add_argument("--train-bars", type=int, help="rolling window length in bars")
-    evaluate.add_argument("--horizon", type=int, default=defaults.horizon, help="h in bars")
-    evaluate.add_argument("--epochs", type=int, default=EVAL_TRAINING.max_epochs)
-    evaluate.add_argument("--hidden", type=int, default=EVAL_TRAINING.hidden)
-    evaluate.add_argument("--blocks", type=int, default=EVAL_TRAINING.n_blocks)
-    evaluate.add_argument("--seed", type=int, default=EVAL_TRAINING.seed)
-    evaluate.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    evaluate.add_argument("--random-draws", type=int, default=defaults.random_draws)
-    evaluate.add_argument("--bootstrap", type=int, default=defaults.n_boot)
-    evaluate.add_argument("--scenario-samples", type=int, default=defaults.scenario_samples)
-    evaluate.add_argument("--pc-steps", type=int, default=defaults.pc_steps)
-    evaluate.set_defaults(run=_evaluate)
 
 
 def _train(args: argparse.Namespace) -> int:
     from catalogs.catalog import read_bars_frame  # the one Nautilus-facing import
+    from scoremodel.checkpoint import check_model_output
     from scoremodel.pipeline import FitConfig
     from scoremodel.pipeline import fit_model
     from scoremodel.pipeline import save_model
 
+    out = check_model_output(args.out, args.overwrite)  # before hours of training, not after
     bars = read_bars_frame(args.catalog, args.bar_type, start=args.start, end=args.end)
     config = FitConfig(
         train=TrainConfig(
@@ -137,22 +161,36 @@ def _train(args: argparse.Namespace) -> int:
             seed=args.seed,
             threads=args.threads,
         ),
-        modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
+        modes=args.modes,
         horizon=args.horizon,
     )
     print(f"{len(bars)} bars of {args.bar_type}: {bars.index[0]} .. {bars.index[-1]}")
+    _require_enough_states(len(bars), config)
     started = time.perf_counter()
     model = fit_model(bars, args.bar_type, config, progress=not args.quiet)
-    path = save_model(model, args.out)
+    path = save_model(model, out, overwrite=args.overwrite)
     print(describe(model.manifest))
     print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
     return 0
 
 
-def _info(args: argparse.Namespace) -> int:
-    from scoremodel.checkpoint import load_checkpoint
+def _require_enough_states(n_bars: int, config: FitConfig) -> None:
+    """Fail before training if the bars give too few states for the chronological split."""
+    from scoremodel.datasets import chronological_split
 
-    manifest, _ = load_checkpoint(Path(args.model))
+    n_states = max(0, n_bars - config.spec.warmup_bars + 1)  # compute_features drops warm-up
+    try:
+        chronological_split(n_states, config.fractions, purge=config.horizon)
+    except ValueError as error:  # the split's one complaint: too few rows
+        raise TrainingInputError(f"too few bars to train on ({n_bars}): {error}") from error
+
+
+def _info(args: argparse.Namespace) -> int:
+    from scoremodel.checkpoint import load_verified_checkpoint
+
+    manifest, _ = load_verified_checkpoint(
+        args.model, bar_type=args.bar_type, signal_mode=args.signal_mode
+    )
     print(describe(manifest))
     return 0
 
@@ -161,100 +199,53 @@ def _sample(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from scoremodel.inference import ScoreModel
-    from scoremodel.sampling import annealed_langevin
+    from scoremodel.sampling import predictor_corrector
 
+    out = _check_output_file(Path(args.out))
     model = ScoreModel.load(args.model)
-    z = annealed_langevin(
-        model.torch_network(), model.sigmas(), args.samples, args.steps, seed=args.seed
-    ).numpy()
-    raw = model.normaliser.inverse(np.clip(z, -model.normaliser.clip, model.normaliser.clip))
-    pd.DataFrame(raw, columns=list(model.spec.names)).to_csv(args.out, index=False)
-    print(f"wrote {args.samples} samples to {args.out}")
-    return 0
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from scoremodel.evaluation import EvaluationConfig
-    from scoremodel.evaluation import evaluate
-    from scoremodel.evaluation import write_report
-    from scoremodel.evaluation.report import verdict
-    from scoremodel.evaluation.walk_forward import EVAL_TRAINING
-
-    bars, source = _csv_bars(args) if args.csv else _catalog_bars(args)
-    defaults = EvaluationConfig()
-    train = replace(
-        EVAL_TRAINING,
-        max_epochs=args.epochs,
-        hidden=args.hidden,
-        n_blocks=args.blocks,
+    sigmas = model.sigmas()
+    z = predictor_corrector(
+        model.torch_network(),
+        float(sigmas[0]),
+        float(sigmas[-1]),
+        args.samples,
+        args.steps,
         seed=args.seed,
-        threads=args.threads,
-    )
-    config = replace(
-        defaults,
-        n_folds=args.folds,
-        scheme=args.scheme,
-        min_train_fraction=args.min_train_fraction,
-        train_bars=args.train_bars,
-        horizon=args.horizon,
-        train=train,
-        random_draws=args.random_draws,
-        n_boot=args.bootstrap,
-        scenario_samples=args.scenario_samples,
-        pc_steps=args.pc_steps,
-    )
-    results, runs, scenarios = evaluate(bars, source, config)
-    directory = write_report(args.out, results, runs, scenarios)
-    print("\n".join(f"- {line}" for line in verdict(results)))
-    print(f"report: {(directory / 'report.md').resolve()} ({results['seconds']:.0f} s)")
+    ).numpy()
+    clip = model.normaliser.clip
+    raw = model.normaliser.inverse(np.clip(z.astype(np.float64), -clip, clip))
+    csv = pd.DataFrame(raw, columns=list(model.spec.names)).to_csv(index=False)
+    _write_file_atomically(out, csv.encode())
+    print(f"wrote {args.samples} samples to {out}")
     return 0
 
 
-def _csv_bars(args: argparse.Namespace) -> tuple[object, str]:
-    from catalogs.bars import validate_bars
-    from catalogs.csv_import import read_ohlcv_csv
-
-    bars, report = validate_bars(read_ohlcv_csv(args.csv, interval=args.interval), args.interval)
-    if report.gaps:
-        print(
-            f"warning: {report.missing_bars} bars missing in {len(report.gaps)} gaps; "
-            "features straddle them"
+def _check_output_file(path: Path) -> Path:
+    """Refuse an output file path whose directory is missing or that names a directory."""
+    if path.is_dir():
+        raise OutputFileError(f"--out {path} is a directory; give a file name such as {path}/x.csv")
+    directory = path.absolute().parent
+    if not directory.is_dir():
+        raise OutputFileError(
+            f"cannot write {path}: the directory {directory} does not exist; create it first"
         )
-    bars = bars.loc[args.start : args.end] if args.start or args.end else bars
-    return bars, f"{Path(args.csv).name} ({args.interval})"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputFileError(f"cannot write {path}: no permission to write in {directory}")
+    return path
 
 
-def _catalog_bars(args: argparse.Namespace) -> tuple[object, str]:
-    from catalogs.catalog import list_bar_types
-    from catalogs.catalog import read_bars_frame  # the one Nautilus-facing import
-
-    catalog = Path(args.catalog)
-    present = catalog.exists() and args.bar_type in list_bar_types(catalog)
-    if not present:
-        if args.catalog != DEFAULT_CATALOG or args.bar_type != DEFAULT_BAR_TYPE:
-            raise FileNotFoundError(
-                f"no {args.bar_type} bars in the catalog {catalog}; create them with "
-                "`python -m catalogs synth --interval 1h --bars 30000 --seed 7` or "
-                "`python -m catalogs import-csv FILE --interval 1min`, or pass --csv FILE"
-            )
-        _build_demo_catalog(catalog, args.bar_type)
-    bars = read_bars_frame(catalog, args.bar_type, start=args.start, end=args.end)
-    return bars, args.bar_type
-
-
-def _build_demo_catalog(catalog: Path, bar_type: str) -> None:
-    """The synthetic catalog of the demo (as strategies/defaults.py builds it)."""
-    from catalogs.bars import interval_of_bar_type
-    from catalogs.catalog import write_bars
-    from catalogs.instruments import make_perpetual
-    from catalogs.synthetic import generate_bars
-
-    print(f"building the demo catalog {catalog}: {DEMO_BARS:,} bars of {bar_type} (seed 7)")
-    interval = interval_of_bar_type(bar_type)
-    frame = generate_bars(DEMO_BARS, interval=interval, seed=DEMO_SEED)
-    write_bars(catalog, frame, make_perpetual(bar_type.split("-")[0]), interval)
+def _write_file_atomically(path: Path, data: bytes) -> None:
+    """Temporary file in the same directory, fsync, rename: a crash never leaves half a file."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    try:
+        with temporary.open("xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def describe(manifest: dict) -> str:

@@ -119,8 +119,11 @@ def calibrate(model: ScoreModel, train_states: np.ndarray) -> dict[str, dict]:
     return {name: table.to_dict() for name, table in tables.items()}
 
 
-def save_model(model: ScoreModel, directory: str | Path) -> Path:
-    return save_checkpoint(directory, model.manifest, model.weights)
+def save_model(model: ScoreModel, directory: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``model`` as a new model directory, atomically (see
+    :func:`scoremodel.checkpoint.save_checkpoint`); an existing model directory is replaced only
+    with ``overwrite``, and only once the new one is complete."""
+    return save_checkpoint(directory, model.manifest, model.weights, overwrite=overwrite)
 
 
 def split_labelled(split: Split, known: np.ndarray) -> Split:

@@ -1,7 +1,6 @@
 """Per-bar diagnostics: a Nautilus custom data type, and a compact recorder for reports."""
 
 from array import array
-from enum import IntEnum
 
 import numpy as np
 import pandas as pd
@@ -9,18 +8,8 @@ from nautilus_trader.core.data import Data
 from nautilus_trader.model.custom import customdataclass
 from nautilus_trader.model.data import DataType
 
-from strategies.risk import RiskStatus
-
-
-class Blocker(IntEnum):
-    """Why the strategy did not take (or keep) the model's position on a bar."""
-
-    NONE = 0
-    DENSITY = 1  # unfamiliar market state
-    CONFIDENCE = 2  # |signal| too small relative to training
-    CONSISTENCY = 3  # direction not stable for k bars
-    RISK = 4  # drawdown ladder at zero, daily stop or halt
-    NO_DIRECTION = 5  # the model has no view (signal exactly 0)
+from policy.filters import Blocker
+from policy.risk import RiskStatus
 
 
 @customdataclass

@@ -10,7 +10,7 @@ order for the difference.
 - filters: density (only familiar states), confidence, direction stable for k bars;
 - target: volatility-targeted notional scaled by confidence, capped by leverage and notional,
   rounded to the instrument's lot rules;
-- risk rules (:mod:`strategies.risk`): drawdown ladder, max-drawdown flatten-and-halt, daily
+- risk rules (:mod:`policy.risk`): drawdown ladder, max-drawdown flatten-and-halt, daily
   loss stop, kill switch;
 - order: a market order for the difference, outside a no-trade band, reduce-only when it
   only reduces.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections import deque
 
 import pandas as pd
 from nautilus_trader.common.enums import LogColor
@@ -39,28 +38,26 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.trading.strategy import Strategy
 
+from policy.calendar import bars_per_year
+from policy.decision import Decision
+from policy.decision import Policy
+from policy.risk import RiskState
+from policy.settings import DEFAULT_POLICY
+from policy.settings import PolicySettings
+from policy.sizing import LotRules
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import IncrementalFeatures
 from scoremodel.inference import SIGNAL_MODES
 from scoremodel.inference import Assessment
 from scoremodel.inference import ScoreModel
 from strategies.diagnostics import DIAGNOSTICS_DATA_TYPE
-from strategies.diagnostics import Blocker
 from strategies.diagnostics import DiagnosticsRecorder
 from strategies.diagnostics import ScoreMatchingDiagnostics
 from strategies.model_loading import load_model_for
-from strategies.risk import RiskDecision
-from strategies.risk import RiskLimits
-from strategies.risk import RiskState
-from strategies.risk import assess_risk
-from strategies.risk import halt
-from strategies.sizing import LotRules
-from strategies.sizing import SizingRules
-from strategies.sizing import bars_per_year
-from strategies.sizing import order_quantity
-from strategies.sizing import target_notional
-from strategies.sizing import to_quantity
+from strategies.reconciliation import VenueBooks
+from strategies.reconciliation import VenueReconciler
 from strategies.state_file import RiskStateFile
+from strategies.state_file import parse_risk_state
 
 RISK_STATE_KEY = "risk_state"
 KILL_SWITCH_TIMER = "kill-switch"
@@ -98,7 +95,7 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
     no_trade_band : float, default 0.05
         Position changes smaller than this fraction of equity are not traded.
     max_drawdown, reduce_drawdown, daily_loss_limit, resume_after_halt, halt_cooldown_hours
-        Risk rules, see :mod:`strategies.risk`.
+        Risk rules, see :mod:`policy.risk`.
     warmup_from_history : bool, default True
         Request the bars needed for warm-up before the first live/backtest bar.
     history_page_bars : PositiveInt, default 1000
@@ -124,6 +121,10 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
         Also subscribe quotes (the sandbox execution client matches on quotes, not bars).
     close_positions_on_stop : bool, default True
     reduce_only_on_stop : bool, default True
+    reconcile_interval_secs : float, default 30.0
+        Live: compare the strategy's position and balance with the venue's every this many
+        seconds; a disagreement lasting three checks warns and halts (see
+        :mod:`strategies.reconciliation`; needs ``venue_books`` from the live node; 0 = off).
 
     """
 
@@ -131,19 +132,20 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
     bar_type: BarType
     model_path: str
     signal_mode: str = "score"
-    density_percentile: float = 5.0
-    min_confidence: float = 0.6
-    consistency_bars: PositiveInt = 3
-    hold_when_blocked: bool = False
-    target_annual_vol: float = 0.30
-    max_leverage: float = 2.0
-    max_notional: float | None = None
-    no_trade_band: float = 0.05
-    max_drawdown: float = 0.20
-    reduce_drawdown: float = 0.10
-    daily_loss_limit: float = 0.05
-    resume_after_halt: bool = False
-    halt_cooldown_hours: float = 24.0
+    # the policy's settings (policy.settings.PolicySettings holds the defaults)
+    density_percentile: float = DEFAULT_POLICY.density_percentile
+    min_confidence: float = DEFAULT_POLICY.min_confidence
+    consistency_bars: PositiveInt = DEFAULT_POLICY.consistency_bars
+    hold_when_blocked: bool = DEFAULT_POLICY.hold_when_blocked
+    target_annual_vol: float = DEFAULT_POLICY.target_annual_vol
+    max_leverage: float = DEFAULT_POLICY.max_leverage
+    max_notional: float | None = DEFAULT_POLICY.max_notional
+    no_trade_band: float = DEFAULT_POLICY.no_trade_band
+    max_drawdown: float = DEFAULT_POLICY.max_drawdown
+    reduce_drawdown: float = DEFAULT_POLICY.reduce_drawdown
+    daily_loss_limit: float = DEFAULT_POLICY.daily_loss_limit
+    resume_after_halt: bool = DEFAULT_POLICY.resume_after_halt
+    halt_cooldown_hours: float = DEFAULT_POLICY.halt_cooldown_hours
     warmup_from_history: bool = True
     history_page_bars: PositiveInt = 1000
     allow_bar_type_mismatch: bool = False
@@ -156,32 +158,20 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
     subscribe_quotes: bool = False
     close_positions_on_stop: bool = True
     reduce_only_on_stop: bool = True
+    reconcile_interval_secs: NonNegativeFloat = 30.0
 
 
 class ScoreMatchingStrategy(Strategy):
     """Trades the learned score's direction; see the module docstring for the pipeline."""
 
     def __init__(self, config: ScoreMatchingConfig) -> None:
-        validate_config(config)
+        settings = validate_config(config)
         super().__init__(config)
+        self.settings = settings
         self.model: ScoreModel | None = None
         self.instrument: Instrument | None = None
+        self.policy: Policy | None = None  # made in on_start, once the instrument is known
         self.features = IncrementalFeatures(DEFAULT_SPEC)
-        self.directions: deque[int] = deque(maxlen=config.consistency_bars)
-        self.sizing = SizingRules(
-            target_annual_vol=config.target_annual_vol,
-            max_leverage=config.max_leverage,
-            max_notional=config.max_notional,
-            no_trade_band=config.no_trade_band,
-        )
-        self.limits = RiskLimits(
-            max_drawdown=config.max_drawdown,
-            reduce_drawdown=config.reduce_drawdown,
-            daily_loss_limit=config.daily_loss_limit,
-            resume_after_halt=config.resume_after_halt,
-            halt_cooldown_hours=config.halt_cooldown_hours,
-        )
-        self.risk = RiskState()
         self.recorder = DiagnosticsRecorder() if config.record_diagnostics else None
         self.bars_decided = 0
         self.gaps_seen = 0
@@ -192,6 +182,9 @@ class ScoreMatchingStrategy(Strategy):
         self._buffered: list[Bar] = []
         self._account = None  # the venue account, looked up on the first decided bar
         self._risk_file: RiskStateFile | None = None
+        self._restored_risk: RiskState | None = None  # on_load before on_start
+        self.venue_books: VenueBooks | None = None  # the venue's books, set by the live node
+        self.reconciler: VenueReconciler | None = None
 
     # ----- lifecycle ----------------------------------------------------------------------
 
@@ -203,9 +196,13 @@ class ScoreMatchingStrategy(Strategy):
                 "backtest venue or load it through the live instrument provider"
             )
         self.model = load_model_for(self.config)
-        self._lots = lot_rules(self.instrument)
         self._bar_ns = bar_interval_ns(self.config.bar_type)
-        self._annualisation = bars_per_year(self._bar_ns / 1e9)
+        self.policy = Policy(
+            self.settings,
+            annualisation=bars_per_year(self._bar_ns / 1e9),
+            lots=lot_rules(self.instrument),
+            risk=self._restored_risk,
+        )
         self.log.info(
             f"model {self.config.model_path} ({self.config.signal_mode} mode), density threshold "
             f"{self.model.density_threshold:.3f} (p{self.config.density_percentile:g})",
@@ -219,6 +216,11 @@ class ScoreMatchingStrategy(Strategy):
                 pd.Timedelta(seconds=self.config.kill_switch_poll_secs),
                 callback=self._poll_kill_switch,
             )
+        if self.venue_books is not None and self.config.reconcile_interval_secs > 0:
+            self.reconciler = VenueReconciler(
+                self, self.venue_books, self.config.reconcile_interval_secs
+            )
+            self.reconciler.start(self._reconcile_with_venue)
         if self.config.warmup_from_history:
             self._request_history()
         self.subscribe_bars(self.config.bar_type)
@@ -235,22 +237,26 @@ class ScoreMatchingStrategy(Strategy):
         if self.config.subscribe_quotes:
             self.unsubscribe_quote_ticks(self.config.instrument_id)
         if self._risk_file is not None:
-            self._risk_file.save_if_changed(self.risk)
+            self._risk_file.save_if_changed(self.policy.risk)
 
     def on_reset(self) -> None:
         self.features.reset()
-        self.directions.clear()
-        self.risk = RiskState()
+        self.policy = None
+        self._restored_risk = None
         self.recorder = DiagnosticsRecorder() if self.config.record_diagnostics else None
         self.bars_decided = self.gaps_seen = self._last_bar_ns = 0
 
     def on_save(self) -> dict[str, bytes]:
-        return {RISK_STATE_KEY: self.risk.to_json().encode()}
+        risk = self.policy.risk if self.policy is not None else RiskState()
+        return {RISK_STATE_KEY: risk.to_json().encode()}
 
     def on_load(self, state: dict[str, bytes]) -> None:
         if RISK_STATE_KEY in state:
-            self.risk = RiskState.from_json(state[RISK_STATE_KEY].decode())
-            self.log.info(f"restored risk state {self.risk}", LogColor.BLUE)
+            text = state[RISK_STATE_KEY].decode()
+            self._restored_risk = parse_risk_state(text, "the strategy's saved state")
+            if self.policy is not None:
+                self.policy.risk = self._restored_risk
+            self.log.info(f"restored risk state {self._restored_risk}", LogColor.BLUE)
 
     # ----- restart safety and the kill switch (live) -------------------------------------------
 
@@ -258,8 +264,12 @@ class ScoreMatchingStrategy(Strategy):
         self._risk_file = RiskStateFile(path)
         restored = self._risk_file.load()
         if restored is not None:
-            self.risk = restored
+            self.policy.risk = restored
             self.log.info(f"restored risk state from {path}: {restored}", LogColor.BLUE)
+
+    def _reconcile_with_venue(self, _event: TimeEvent | None = None) -> None:
+        """Compare position and balance with the venue's (strategies.reconciliation)."""
+        self.reconciler.check()
 
     def _poll_kill_switch(self, _event: TimeEvent | None = None) -> None:
         """While the kill switch file exists: halt, cancel, and close the position as soon as
@@ -267,12 +277,12 @@ class ScoreMatchingStrategy(Strategy):
         path = self.config.kill_switch_path
         if not path or not os.path.exists(path):
             return
-        if not self.risk.halted:
-            self.risk = halt(self.risk, self.clock.timestamp_ns(), f"kill switch {path}")
+        if not self.policy.risk.halted:
+            self.policy.halt(self.clock.timestamp_ns(), f"kill switch {path}")
             self.log.warning("kill switch file found: cancel, flatten, halt", LogColor.RED)
             self.cancel_all_orders(self.config.instrument_id)
             if self._risk_file is not None:
-                self._risk_file.save_if_changed(self.risk)
+                self._risk_file.save_if_changed(self.policy.risk)
         instrument_id = self.config.instrument_id
         if not self._orders_working() and self.cache.positions_open(
             instrument_id=instrument_id, strategy_id=self.id
@@ -317,7 +327,7 @@ class ScoreMatchingStrategy(Strategy):
             return
         self._consume(bar, trade=True)
         if self._risk_file is not None:
-            self._risk_file.save_if_changed(self.risk)
+            self._risk_file.save_if_changed(self.policy.risk)
 
     def _consume(self, bar: Bar, trade: bool) -> None:
         if not self._in_sequence(bar):
@@ -329,18 +339,28 @@ class ScoreMatchingStrategy(Strategy):
         if state is None:
             return  # still warming up
         assessment = self.model.assess(state, self.config.signal_mode)
-        self.directions.append(assessment.direction)
+        self.policy.observe(assessment.direction)
         if not trade:
             return
 
         position, equity = self._position_and_equity(close)
-        risk = self._assess_risk(equity, bar.ts_event)
-        blocker = self._blocker(assessment, risk)
-        target = self._target_qty(
-            assessment, blocker, risk, state[self._vol_index], equity, close, position
+        self._check_kill_switch(bar.ts_event)
+        was_halted = self.policy.risk.halted
+        decision = self.policy.decide(
+            bar.ts_event,
+            assessment.in_distribution,
+            assessment.direction,
+            assessment.confidence,
+            state[self._vol_index],
+            equity,
+            close,
+            position,
         )
-        self._trade_towards(target, position, close, equity, reduce_only=risk.exposure == 0.0)
-        self._report(bar, assessment, blocker, risk, target, position, equity, close)
+        if self.policy.risk.halted and not was_halted:
+            self.log.warning(f"HALTED: {self.policy.risk.halt_reason}", LogColor.RED)
+        if decision.order != 0.0 and not self._orders_working():
+            self._submit(decision)
+        self._report(bar, assessment, decision, position, equity, close)
 
     def _in_sequence(self, bar: Bar) -> bool:
         """Drop duplicates/out-of-order bars; after a gap, warm the features up again."""
@@ -354,76 +374,22 @@ class ScoreMatchingStrategy(Strategy):
                 "features warm up again"
             )
             self.features.reset()
-            self.directions.clear()
+            self.policy.forget_directions()
         self._last_bar_ns = ts
         return True
 
-    def _assess_risk(self, equity: float, ts_ns: int) -> RiskDecision:
-        if (
-            self.config.kill_switch_path
-            and not self.risk.halted
-            and os.path.exists(self.config.kill_switch_path)
-        ):
-            self.risk = halt(self.risk, ts_ns, f"kill switch {self.config.kill_switch_path}")
+    def _check_kill_switch(self, ts_ns: int) -> None:
+        path = self.config.kill_switch_path
+        if path and not self.policy.risk.halted and os.path.exists(path):
+            self.policy.halt(ts_ns, f"kill switch {path}")
             self.log.warning("kill switch file found: flattening and halting", LogColor.RED)
-        was_halted = self.risk.halted
-        decision = assess_risk(self.risk, equity, ts_ns, self.limits)
-        self.risk = decision.state
-        if decision.state.halted and not was_halted:
-            self.log.warning(f"HALTED: {decision.state.halt_reason}", LogColor.RED)
-        return decision
 
-    def _blocker(self, assessment: Assessment, risk: RiskDecision) -> Blocker:
-        if risk.exposure == 0.0:
-            return Blocker.RISK
-        if not assessment.in_distribution:
-            return Blocker.DENSITY
-        if assessment.direction == 0:
-            return Blocker.NO_DIRECTION
-        if assessment.confidence < self.config.min_confidence:
-            return Blocker.CONFIDENCE
-        if self.directions.count(assessment.direction) < self.directions.maxlen:
-            return Blocker.CONSISTENCY  # not the same direction on each of the last k bars
-        return Blocker.NONE
-
-    def _target_qty(
-        self,
-        assessment: Assessment,
-        blocker: Blocker,
-        risk: RiskDecision,
-        bar_volatility: float,
-        equity: float,
-        price: float,
-        position: float,
-    ) -> float:
-        if blocker in (Blocker.RISK, Blocker.DENSITY):
-            return 0.0
-        if blocker != Blocker.NONE:
-            return position if self.config.hold_when_blocked else 0.0
-        notional = target_notional(
-            assessment.direction,
-            assessment.confidence * risk.exposure,
-            bar_volatility,
-            equity,
-            self._annualisation,
-            self.sizing,
-        )
-        return to_quantity(notional, price, self._lots)
-
-    def _trade_towards(
-        self, target: float, position: float, price: float, equity: float, reduce_only: bool
-    ) -> None:
-        quantity = order_quantity(target, position, price, equity, self.sizing)
-        if quantity == 0.0 or self._orders_working():
-            return
-        reduces = abs(target) < abs(position) and target * position >= 0.0
-        if not reduces and abs(quantity) * price < self._lots.min_notional:
-            return
+    def _submit(self, decision: Decision) -> None:
         order = self.order_factory.market(
             instrument_id=self.config.instrument_id,
-            order_side=OrderSide.BUY if quantity > 0 else OrderSide.SELL,
-            quantity=self.instrument.make_qty(abs(quantity)),
-            reduce_only=reduces or reduce_only,
+            order_side=OrderSide.BUY if decision.order > 0 else OrderSide.SELL,
+            quantity=self.instrument.make_qty(abs(decision.order)),
+            reduce_only=decision.reduce_only,
         )
         self.submit_order(order)
 
@@ -456,14 +422,13 @@ class ScoreMatchingStrategy(Strategy):
         self,
         bar: Bar,
         assessment: Assessment,
-        blocker: Blocker,
-        risk: RiskDecision,
-        target: float,
+        decision: Decision,
         position: float,
         equity: float,
         close: float,
     ) -> None:
         self.bars_decided += 1
+        blocker, risk, target = decision.blocker, decision.risk, decision.target
         if self.recorder is not None:
             self.recorder.record(
                 bar.ts_event,
@@ -511,33 +476,17 @@ class ScoreMatchingStrategy(Strategy):
 # ----- helpers (pure) ----------------------------------------------------------------------------
 
 
-def validate_config(config: ScoreMatchingConfig) -> None:
-    """Reject values that cannot work, naming the field and the accepted range."""
+def validate_config(config: ScoreMatchingConfig) -> PolicySettings:
+    """The config's policy settings; values that cannot work are refused with the field named."""
     if config.signal_mode not in SIGNAL_MODES:
         raise ValueError(f"signal_mode must be one of {SIGNAL_MODES}, got {config.signal_mode!r}")
-    if not 0.0 <= config.min_confidence < 1.0:
-        raise ValueError(f"min_confidence must be in [0, 1), got {config.min_confidence}")
-    if not 0.0 <= config.density_percentile < 100.0:
-        raise ValueError(f"density_percentile must be in [0, 100), got {config.density_percentile}")
     if not config.model_path:
         raise ValueError(
             "model_path is empty; point it at a directory from `python -m scoremodel train`"
         )
     if config.kill_switch_poll_secs < 0:
         raise ValueError(f"kill_switch_poll_secs must be >= 0, got {config.kill_switch_poll_secs}")
-    SizingRules(
-        target_annual_vol=config.target_annual_vol,
-        max_leverage=config.max_leverage,
-        max_notional=config.max_notional,
-        no_trade_band=config.no_trade_band,
-    )
-    RiskLimits(
-        max_drawdown=config.max_drawdown,
-        reduce_drawdown=config.reduce_drawdown,
-        daily_loss_limit=config.daily_loss_limit,
-        resume_after_halt=config.resume_after_halt,
-        halt_cooldown_hours=config.halt_cooldown_hours,
-    )
+    return PolicySettings.from_fields(config)
 
 
 def lot_rules(instrument: Instrument) -> LotRules:

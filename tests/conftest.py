@@ -28,7 +28,7 @@ FAST_TRAINING = TrainConfig(hidden=32, n_blocks=2, max_epochs=4, batch_size=256,
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run ``bybit_account`` tests first. Once a backtest or sandbox used venue BYBIT,
     Nautilus (1.231) computes every later BYBIT account in the process from fills, on top
-    of the venue's wallet updates (see strategies.live.check_venue_accounts)."""
+    of the venue's wallet updates (see runtime.live.check_venue_accounts)."""
     items.sort(key=lambda item: item.get_closest_marker("bybit_account") is None)
 
 
@@ -77,7 +77,7 @@ def live_bars(minute_bars) -> pd.DataFrame:
 @pytest.fixture
 def run_config(synthetic_catalog, trained_model, tmp_path):
     """A RunConfig on the test catalog and model; call it with strategy/backtest overrides."""
-    from strategies.run_config import load_run_config
+    from runtime.run_config import load_run_config
 
     def make(backtest: dict | None = None, **strategy):
         run = load_run_config(**{"model_path": str(trained_model), **strategy})

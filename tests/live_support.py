@@ -1,5 +1,5 @@
 """Shared pieces of the live tests: a synthetic market in the emulator, run configs pointing at
-it, and a harness that drives the product's own TradingNode (strategies.live) from test code."""
+it, and a harness that drives the product's own TradingNode (runtime.live) from test code."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from nautilus_trader.model.data import Bar
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.identifiers import Venue
 
-from strategies.live import KEY_ENV_VARS
-from strategies.live import LiveSession
-from strategies.live import build_node
-from strategies.run_config import RunConfig
-from strategies.run_config import load_run_config
+from runtime.live import KEY_ENV_VARS
+from runtime.live import LiveSession
+from runtime.live import build_node
+from runtime.run_config import RunConfig
+from runtime.run_config import load_run_config
 from strategies.score_matching import ScoreMatchingStrategy
 from tests.bybit_emulator import EmulatorConfig
 from tests.bybit_emulator import EmulatorServer
@@ -170,7 +170,7 @@ class RecordingStrategy(ScoreMatchingStrategy):
 
 
 class LiveHarness:
-    """The product's node (``strategies.live.build_node``, or ``build(loop)``) on its own loop,
+    """The product's node (``runtime.live.build_node``, or ``build(loop)``) on its own loop,
     started and stopped by the product's ``LiveSession``, driven from test code."""
 
     def __init__(

@@ -20,8 +20,8 @@ from catalogs.errors import CatalogNotFoundError
 from catalogs.errors import EmptyRangeError
 from catalogs.instruments import make_perpetual
 from scoremodel.checkpoint import CheckpointError
-from strategies.backtest import BacktestInputError
-from strategies.backtest import run_backtest as backtest
+from runtime.backtest import BacktestInputError
+from runtime.backtest import run_backtest as backtest
 from strategies.model_loading import ModelMismatchError
 from tests.conftest import BAR_TYPE
 

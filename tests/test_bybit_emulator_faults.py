@@ -8,7 +8,7 @@ import pytest
 from nautilus_trader.adapters.bybit.factories import BybitLiveExecClientFactory
 from nautilus_trader.model.identifiers import InstrumentId
 
-from strategies.bybit_clients import BybitEndpointsDataClientFactory
+from runtime.bybit_clients import BybitEndpointsDataClientFactory
 from tests.bybit_emulator import EmulatorConfig
 from tests.bybit_emulator import EmulatorServer
 from tests.bybit_emulator.harness import NodeHarness

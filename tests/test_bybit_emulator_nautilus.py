@@ -19,7 +19,7 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.objects import Price
 from nautilus_trader.model.objects import Quantity
 
-from strategies.bybit_clients import BybitEndpointsDataClientFactory
+from runtime.bybit_clients import BybitEndpointsDataClientFactory
 from tests.bybit_emulator import EmulatorConfig
 from tests.bybit_emulator import EmulatorServer
 from tests.bybit_emulator.harness import NodeHarness

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoremodel.evaluation.baselines import GaussianMixtureFilter
-from scoremodel.evaluation.baselines import MahalanobisFilter
-from scoremodel.evaluation.baselines import momentum_signal
-from scoremodel.evaluation.baselines import random_sign_flips
-from scoremodel.evaluation.baselines import reversal_signal
+from evaluation.baselines import GaussianMixtureFilter
+from evaluation.baselines import MahalanobisFilter
+from evaluation.baselines import momentum_signal
+from evaluation.baselines import random_sign_flips
+from evaluation.baselines import reversal_signal
 from scoremodel.toy import GaussianMixture
 
 

@@ -9,11 +9,12 @@ from dataclasses import replace
 import pytest
 
 from catalogs.synthetic import generate_bars
-from scoremodel import cli
-from scoremodel.evaluation import walk_forward
-from scoremodel.evaluation.summary import STRATEGIES
-from scoremodel.evaluation.walk_forward import EvaluationConfig
-from scoremodel.evaluation.walk_forward import evaluate
+from evaluation import cli
+from evaluation import walk_forward
+from evaluation.folds import EvaluationInputError
+from evaluation.summary import STRATEGIES
+from evaluation.walk_forward import EvaluationConfig
+from evaluation.walk_forward import evaluate
 from scoremodel.training import TrainConfig
 from tests.conftest import BAR_TYPE
 
@@ -68,7 +69,6 @@ def test_cli_writes_report_json_and_figures_from_a_catalog(synthetic_catalog, tm
     out = tmp_path / "evaluation"
     code = cli.main(
         [
-            "evaluate",
             "--catalog",
             str(synthetic_catalog),
             "--bar-type",
@@ -109,35 +109,66 @@ def test_cli_evaluates_a_csv(tmp_path):
     frame.index = frame.index - frame.index[1] + frame.index[0]  # stamped at the open
     frame.rename_axis("timestamp").to_csv(csv)
     out = tmp_path / "csv_report"
-    assert (
-        cli.main(
-            ["evaluate", "--csv", str(csv), "--interval", "1min", "--out", str(out), *TINY_FLAGS]
-        )
-        == 0
-    )
+    assert cli.main(["--csv", str(csv), "--interval", "1min", "--out", str(out), *TINY_FLAGS]) == 0
     data = strict_json(out / "evaluation.json")
     assert data["bar_interval"] == "0 days 00:01:00" and data["bars"] == 2_500
 
 
-def test_a_missing_catalog_says_how_to_create_it(tmp_path, capsys):
-    code = cli.main(["evaluate", "--catalog", str(tmp_path / "none"), "--out", str(tmp_path)])
-    assert code == 2
-    assert "python -m catalogs synth" in capsys.readouterr().err
+def test_a_missing_catalog_is_one_line_and_not_created(tmp_path, capsys):
+    missing = tmp_path / "none"
+    code = cli.main(["--catalog", str(missing), "--out", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert code == 2 and "catalog" in err and "does not exist" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not missing.exists() and not (tmp_path / "report").exists()
 
 
-def test_the_default_catalog_is_built_when_missing(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("argv", "phrase"),
+    [
+        (["--folds", "0"], "--folds: must be a positive integer"),
+        (["--min-train-fraction", "1.5"], "--min-train-fraction: must be between 0"),
+    ],
+)
+def test_options_are_checked_when_parsed(argv, phrase, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2 and phrase in capsys.readouterr().err
+
+
+def test_the_default_catalog_is_built_at_its_own_path_when_missing(tmp_path, monkeypatch):
+    from runtime.embedded_default import DEFAULT_BAR_TYPE
+    from runtime.embedded_default import DEFAULT_CATALOG
+    from runtime.run_config import load_run_config
+
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "DEMO_BARS", 1_500)
-    args = argparse.Namespace(
-        catalog=cli.DEFAULT_CATALOG, bar_type=cli.DEFAULT_BAR_TYPE, start=None, end=None
-    )
-    bars, source = cli._catalog_bars(args)
-    assert len(bars) == 1_500 and source == cli.DEFAULT_BAR_TYPE
-    assert (tmp_path / cli.DEFAULT_CATALOG).is_dir()
-    assert len(cli._catalog_bars(args)[0]) == 1_500  # the second call reuses it
+    args = argparse.Namespace(catalog=None, bar_type=None, start=None, end=None)
+    bars, source = cli._catalog_bars(args, load_run_config(None))
+    assert len(bars) == 30_000 and source == DEFAULT_BAR_TYPE
+    assert (tmp_path / DEFAULT_CATALOG).is_dir()
+
+
+def test_the_config_s_policy_is_the_policy_evaluated(synthetic_catalog, tmp_path):
+    """--config: the same run configuration file as run_backtest.py; a stricter confidence
+    threshold in it must change the evaluated model strategy's trades."""
+    turnover = {}
+    for threshold in (0.0, 0.95):
+        config = tmp_path / f"run-{threshold}.yaml"
+        config.write_text(
+            f"strategy:\n  bar_type: {BAR_TYPE}\n  min_confidence: {threshold}\n"
+            f"backtest:\n  catalog: {synthetic_catalog}\n"
+        )
+        out = tmp_path / f"report-{threshold}"
+        assert cli.main(["--config", str(config), "--out", str(out), *TINY_FLAGS]) == 0
+        data = strict_json(out / "evaluation.json")
+        assert data["config"]["policy"]["min_confidence"] == threshold
+        assert data["policy_source"] == str(config)
+        assert f"min confidence {threshold}" in (out / "report.md").read_text()
+        turnover[threshold] = data["overall"]["strategies"]["model"]["turnover"]
+    assert turnover[0.95] < 0.5 * turnover[0.0]
 
 
 @pytest.mark.parametrize("field", ["purge", "embargo"])
 def test_the_runner_refuses_leaky_gaps(field):
-    with pytest.raises(ValueError, match="leak"):
+    with pytest.raises(EvaluationInputError, match="leak"):
         evaluate(generate_bars(3_000, interval="1h"), "x", replace(TINY, **{field: 1}))

@@ -8,11 +8,11 @@ import itertools
 import numpy as np
 import pytest
 
-from scoremodel.evaluation.folds import Fold
-from scoremodel.evaluation.folds import default_purge
-from scoremodel.evaluation.folds import leaking_pairs
-from scoremodel.evaluation.folds import walk_forward_folds
-from scoremodel.evaluation.walk_forward import EvaluationConfig
+from evaluation.folds import Fold
+from evaluation.folds import default_purge
+from evaluation.folds import leaking_pairs
+from evaluation.folds import walk_forward_folds
+from evaluation.walk_forward import EvaluationConfig
 from scoremodel.features import DEFAULT_SPEC
 
 PURGE, EMBARGO = 61, 12

@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from scoremodel.evaluation.forecast_quality import crps_from_quantiles
-from scoremodel.evaluation.forecast_quality import crps_gaussian
-from scoremodel.evaluation.forecast_quality import forecast_scores
-from scoremodel.evaluation.forecast_quality import gaussian_quantiles
-from scoremodel.evaluation.forecast_quality import interval_coverage
-from scoremodel.evaluation.forecast_quality import pit_from_quantiles
-from scoremodel.evaluation.forecast_quality import pit_summary
-from scoremodel.evaluation.metrics import norm_cdf
+from evaluation.forecast_quality import crps_from_quantiles
+from evaluation.forecast_quality import crps_gaussian
+from evaluation.forecast_quality import forecast_scores
+from evaluation.forecast_quality import gaussian_quantiles
+from evaluation.forecast_quality import interval_coverage
+from evaluation.forecast_quality import pit_from_quantiles
+from evaluation.forecast_quality import pit_summary
+from evaluation.metrics import norm_cdf
 
 LEVELS = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
 

@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoremodel.evaluation.metrics import deflated_sharpe
-from scoremodel.evaluation.metrics import expected_max_sharpe
-from scoremodel.evaluation.metrics import information_coefficient
-from scoremodel.evaluation.metrics import max_drawdown
-from scoremodel.evaluation.metrics import permutation_ic
-from scoremodel.evaluation.metrics import probabilistic_sharpe
-from scoremodel.evaluation.metrics import sharpe
-from scoremodel.evaluation.metrics import sharpe_difference
-from scoremodel.evaluation.metrics import sortino
-from scoremodel.evaluation.metrics import spearman
-from scoremodel.evaluation.metrics import strategy_metrics
-from scoremodel.evaluation.metrics import wilson_interval
+from evaluation.metrics import deflated_sharpe
+from evaluation.metrics import expected_max_sharpe
+from evaluation.metrics import information_coefficient
+from evaluation.metrics import max_drawdown
+from evaluation.metrics import permutation_ic
+from evaluation.metrics import probabilistic_sharpe
+from evaluation.metrics import sharpe
+from evaluation.metrics import sharpe_difference
+from evaluation.metrics import sortino
+from evaluation.metrics import spearman
+from evaluation.metrics import strategy_metrics
+from evaluation.metrics import wilson_interval
 
 PHI = NormalDist()
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoremodel.evaluation.scenarios import correlation_error
-from scoremodel.evaluation.scenarios import forward_return_check
-from scoremodel.evaluation.scenarios import ks_critical
-from scoremodel.evaluation.scenarios import ks_statistic
+from evaluation.scenarios import correlation_error
+from evaluation.scenarios import forward_return_check
+from evaluation.scenarios import ks_critical
+from evaluation.scenarios import ks_statistic
 
 
 def test_ks_statistic_by_hand():

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from strategies.live import node_config
-from strategies.risk import RiskState
+from runtime.live import node_config
+from policy.risk import RiskState
 from tests.live_support import BTC
 from tests.live_support import LiveHarness
 from tests.live_support import LiveMarket
@@ -95,7 +95,7 @@ def test_trades_through_bybit_execution_client(mode, market, minute_model, tmp_p
         # The risk state file follows the strategy's state
         state_path = Path(strategy.config.state_path)
         assert state_path.is_relative_to(tmp_path / "state") and mode in state_path.parts
-        assert RiskState.from_json(state_path.read_text()) == strategy.risk
+        assert RiskState.from_json(state_path.read_text()) == strategy.policy.risk
     finally:
         harness.stop()
 
@@ -127,7 +127,7 @@ def test_restart_reconciles_the_open_position_and_restores_risk_state(
         state_path = Path(first.strategy.config.state_path)
     finally:
         first.stop()  # a restart with the position left open (close_positions_on_stop false)
-    risk_before = first.session_strategy.risk
+    risk_before = first.session_strategy.policy.risk
     assert risk_before.high_water_mark > 0
     assert RiskState.from_json(state_path.read_text()) == risk_before
     open_qty = venue_position_qty(emu)
@@ -137,7 +137,7 @@ def test_restart_reconciles_the_open_position_and_restores_risk_state(
     second = start(run, "demo", market)
     try:
         strategy = second.strategy
-        assert strategy.risk == risk_before  # restored from the file, not a fresh state
+        assert strategy.policy.risk == risk_before  # restored from the file, not a fresh state
         # Reconciliation: the node's position is the venue's and the strategy owns it
         assert second.wait_until(lambda: books_agree(second, market), timeout=10)
         [position] = second.node.cache.positions_open(instrument_id=BTC)
@@ -149,7 +149,7 @@ def test_restart_reconciles_the_open_position_and_restores_risk_state(
         Path(run.live.kill_switch_path).touch()
         assert second.wait_until(lambda: venue_position_qty(emu) == 0, timeout=10)
         assert second.wait_until(second.settled, timeout=5)
-        assert strategy.risk.halted and "kill switch" in strategy.risk.halt_reason
+        assert strategy.policy.risk.halted and "kill switch" in strategy.policy.risk.halt_reason
         assert RiskState.from_json(state_path.read_text()).halted
         assert emu.order_submissions() == orders_before + 1
         assert second.position_qty() == 0
@@ -162,7 +162,7 @@ def test_stop_while_the_opening_order_is_in_flight_still_ends_flat(
     live_bars, minute_model, tmp_path, monkeypatch
 ):
     """The fill of an order in flight at the stop arrives after on_stop ran: Nautilus's
-    managed stop (set by strategies.live) waits for it and closes the position."""
+    managed stop (set by runtime.live) waits for it and closes the position."""
     market = LiveMarket(live_bars, private_push_latency_ms=400.0)
     emu = market.emu
     try:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import run_live
-from strategies import live
-from strategies.risk import RiskState
-from strategies.run_config import load_run_config
+from runtime import live
+from policy.risk import RiskState
+from runtime.run_config import load_run_config
 from strategies.state_file import write_atomically
 from tests.bybit_emulator import EmulatorServer
 from tests.live_support import LiveMarket

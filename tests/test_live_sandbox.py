@@ -9,8 +9,8 @@ from itertools import pairwise
 
 import pytest
 
-from strategies.live import LiveError
-from strategies.live import build_node
+from runtime.live import LiveError
+from runtime.live import build_node
 from tests.bybit_emulator import EmulatorConfig
 from tests.bybit_emulator import EmulatorServer
 from tests.live_support import BTC

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from strategies.risk import RiskState
+from policy.risk import RiskState
 from strategies.state_file import RiskStateFile
 from strategies.state_file import StateFileError
 

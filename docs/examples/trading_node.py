@@ -36,8 +36,8 @@ from nautilus_trader.core.nautilus_pyo3 import BybitEnvironment
 from nautilus_trader.core.nautilus_pyo3 import BybitProductType
 from nautilus_trader.live.node import TradingNode
 
-from strategies.bybit_clients import BybitDataClientEndpointsConfig
-from strategies.bybit_clients import BybitEndpointsDataClientFactory
+from runtime.bybit_clients import BybitDataClientEndpointsConfig
+from runtime.bybit_clients import BybitEndpointsDataClientFactory
 
 INSTRUMENT_ID = "BTCUSDT-LINEAR.BYBIT"
 BAR_TYPE = f"{INSTRUMENT_ID}-1-HOUR-LAST-EXTERNAL"

@@ -2,13 +2,16 @@
 
 One-way (netting) positions on linear perpetuals settled in USDT, a unified (cross margin)
 wallet, market orders filled at the last price (plus optional slippage) as taker, limit orders
-resting until the last price crosses them (filled at the limit price as maker). Orders fill
-in full (no partial fills).
+resting until the last price crosses them (filled at the limit price as maker). By default
+orders fill in full, in one execution; ``Misbehaviour`` makes the book act more like Bybit's:
+taker fills split into several executions at different prices, IOC remainders cancelled,
+orders rejected after acceptance, funding settled on open positions.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +27,9 @@ Event = tuple[str, dict]  # (private topic, one ``data`` item)
 
 OPEN_STATUSES = ("New", "PartiallyFilled", "Untriggered")
 ZERO = Decimal(0)
+#: Closed statuses an IOC (market) order may end in after a partial fill: Bybit documents
+#: ``Cancelled`` (with an executed qty) for derivatives and ``PartiallyFilledCanceled`` for spot.
+IOC_REMAINDER_STATUSES = ("Cancelled", "PartiallyFilledCanceled")
 
 
 class BybitError(Exception):
@@ -48,6 +54,30 @@ def _dec(value: object, name: str) -> Decimal:
     if not out.is_finite():
         raise BybitError(10001, f"params error: {name} invalid")
     return out
+
+
+@dataclass
+class Misbehaviour:
+    """How the matching engine departs from "every order fills in full, at one price".
+
+    ``fill_splits``: taker fills come in up to this many executions, each one tick worse.
+    ``ioc_cancel_rate``: chance that an IOC/market order split in several executions fills
+    only some of them, the remainder cancelled with ``ioc_remainder_status``.
+    ``post_accept_reject_rate``: chance that an accepted order is then rejected (``Rejected``
+    push, no fill). Draws come from ``rng`` (seeded by the emulator config).
+    """
+
+    fill_splits: int = 1
+    ioc_cancel_rate: float = 0.0
+    ioc_remainder_status: str = "Cancelled"
+    post_accept_reject_rate: float = 0.0
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+    def __post_init__(self) -> None:
+        if self.fill_splits < 1:
+            raise ValueError(f"fill_splits must be >= 1, got {self.fill_splits}")
+        if self.ioc_remainder_status not in IOC_REMAINDER_STATUSES:
+            raise ValueError(f"ioc_remainder_status must be one of {IOC_REMAINDER_STATUSES}")
 
 
 @dataclass
@@ -100,6 +130,7 @@ class Execution:
     mark_price: Decimal
     leaves_qty: Decimal
     seq: int
+    exec_type: str = "Trade"
 
 
 @dataclass
@@ -131,6 +162,7 @@ class Exchange:
     slippage_ticks: int = 0
     market_order_new_ack: bool = True
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    misbehaviour: Misbehaviour = field(default_factory=Misbehaviour)
 
     def __post_init__(self) -> None:
         self.wallet_balance = self.starting_balance
@@ -142,6 +174,7 @@ class Exchange:
             s: Position(s, self.default_leverage) for s in self.instruments
         }
         self._seq = itertools.count(1_000_000)
+        self.pending_rejects: list[str] = []  # reject reasons for the next accepted orders
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -264,7 +297,21 @@ class Exchange:
         self.orders[order.order_id] = order
         if link_id:
             self.orders_by_link[link_id] = order
+        reason = self._post_accept_reject_reason()
+        if reason is not None:
+            order.status = "Rejected"
+            order.reject_reason = reason
+            return order, [("order", self.order_item(order, ws=True))]
         return order, self._on_new(order, spec)
+
+    def _post_accept_reject_reason(self) -> str | None:
+        """Why the order just accepted is rejected after all (None: it is not)."""
+        if self.pending_rejects:
+            return self.pending_rejects.pop(0)
+        rate = self.misbehaviour.post_accept_reject_rate
+        if rate > 0 and self.misbehaviour.rng.random() < rate:
+            return "EC_ReachRiskPriceLimit"
+        return None
 
     def _on_new(self, order: Order, spec: InstrumentSpec) -> list[Event]:
         last = self.last_price(spec.symbol)
@@ -274,7 +321,7 @@ class Exchange:
                 events.append(("order", self.order_item(order, ws=True)))
             ticks = spec.tick_size * self.slippage_ticks
             px = last + ticks if order.side == "Buy" else max(last - ticks, spec.tick_size)
-            events += self._fill(order, order.qty, px, is_maker=False)
+            events += self._take(order, px, spec)
             return events
         crosses = last <= order.price if order.side == "Buy" else last >= order.price
         if crosses and order.tif == "PostOnly":
@@ -284,7 +331,7 @@ class Exchange:
             return [("order", self.order_item(order, ws=True))]
         if crosses:
             events.append(("order", self.order_item(order, ws=True)))
-            events += self._fill(order, order.qty, last, is_maker=False)
+            events += self._take(order, last, spec)
             return events
         if order.tif in ("IOC", "FOK"):
             order.status = "Cancelled"
@@ -397,6 +444,34 @@ class Exchange:
             events += self._fill(order, qty, order.price, is_maker=True)
         return events
 
+    def _take(self, order: Order, price: Decimal, spec: InstrumentSpec) -> list[Event]:
+        """Fill a taker order: in one execution, or (misbehaviour) in several executions at
+        successively worse prices, an IOC remainder possibly cancelled."""
+        mis = self.misbehaviour
+        steps = int(order.qty / spec.qty_step)
+        n = max(1, min(mis.fill_splits, steps))
+        slices = split_qty(order.qty, n, spec.qty_step, mis.rng)
+        cancel_rest = (
+            n > 1
+            and order.tif == "IOC"
+            and mis.ioc_cancel_rate > 0
+            and mis.rng.random() < mis.ioc_cancel_rate
+        )
+        if cancel_rest:
+            slices = slices[: mis.rng.randint(1, n - 1)]
+        events: list[Event] = []
+        for i, qty in enumerate(slices):
+            worse = spec.tick_size * i
+            px = price + worse if order.side == "Buy" else max(price - worse, spec.tick_size)
+            events += self._fill(order, qty, px, is_maker=False)
+        if cancel_rest:
+            order.status = mis.ioc_remainder_status
+            order.cancel_type = "CancelByUser"
+            order.reject_reason = "EC_NoImmediateQtyToFill"
+            order.updated_ms = self.now_ms()
+            events.append(("order", self.order_item(order, ws=True)))
+        return events
+
     @staticmethod
     def _opening_qty(pos: Position, side: str, qty: Decimal) -> Decimal:
         signed = qty if side == "Buy" else -qty
@@ -460,6 +535,59 @@ class Exchange:
             ("execution", self.execution_item(execution, ws=True)),
             ("order", self.order_item(order, ws=True)),
             ("position", self.position_item(order.symbol, ws=True)),
+            ("wallet", self.wallet_item(ws=True)),
+        ]
+
+    def settle_funding(self, symbol: str, rate: Decimal, mark: Decimal, ts_ms: int) -> list[Event]:
+        """Funding at a funding boundary: the position pays ``size x mark x rate`` (a long pays
+        a positive rate, a short receives it). Wallet balance and the position's realised PnL
+        change by it, and an ``execType: Funding`` execution records it, as on Bybit."""
+        pos = self.positions[symbol]
+        if pos.size == 0:
+            return []
+        fee = (pos.size * mark * rate).quantize(Decimal("0.00000001"))
+        pos.cur_realised -= fee
+        pos.cum_realised -= fee
+        pos.updated_ms = ts_ms
+        pos.seq = next(self._seq)
+        self.wallet_balance -= fee
+        self.cum_realised -= fee
+        funding_order = Order(
+            order_id=f"{ts_ms // 1000}-{symbol}-funding",
+            link_id="",
+            symbol=symbol,
+            side=pos.side,
+            order_type="UNKNOWN",
+            qty=ZERO,
+            price=ZERO,
+            tif="UNKNOWN",
+            reduce_only=False,
+            close_on_trigger=False,
+            created_ms=ts_ms,
+            updated_ms=ts_ms,
+            last_price_on_created=mark,
+            status="Filled",
+        )
+        execution = Execution(
+            exec_id=str(uuid.uuid4()),
+            order=funding_order,
+            price=mark,
+            qty=abs(pos.size),
+            fee=fee,
+            fee_rate=rate,
+            is_maker=False,
+            exec_ms=ts_ms,
+            closed_size=ZERO,
+            exec_pnl=ZERO,
+            mark_price=mark,
+            leaves_qty=ZERO,
+            seq=next(self._seq),
+            exec_type="Funding",
+        )
+        self.executions.append(execution)
+        return [
+            ("execution", self.execution_item(execution, ws=True)),
+            ("position", self.position_item(symbol, ws=True)),
             ("wallet", self.wallet_item(ws=True)),
         ]
 
@@ -535,7 +663,7 @@ class Exchange:
             "execId": exe.exec_id,
             "execPrice": spec.fmt_price(exe.price),
             "execQty": spec.fmt_qty(exe.qty),
-            "execType": "Trade",
+            "execType": exe.exec_type,
             "execValue": money(exe.qty * exe.price),
             "execTime": str(exe.exec_ms),
             "feeCurrency": self.coin,
@@ -642,6 +770,16 @@ class Exchange:
             "totalMaintenanceMargin": money(t["position_mm"]),
             "coin": [coin],
         }
+
+
+def split_qty(qty: Decimal, n: int, step: Decimal, rng: random.Random) -> list[Decimal]:
+    """``qty`` cut into ``n`` positive multiples of ``step`` (random sizes, summing to it)."""
+    steps = int(qty / step)
+    if n <= 1 or steps < n:
+        return [qty]
+    cuts = sorted(rng.sample(range(1, steps), n - 1))
+    bounds = [0, *cuts, steps]
+    return [(step * (b - a)).quantize(step) for a, b in itertools.pairwise(bounds)]
 
 
 def _truthy(value: object) -> bool:

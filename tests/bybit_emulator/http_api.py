@@ -188,19 +188,25 @@ async def orderbook(state: EmulatorState, params: Params) -> dict:
 
 
 async def funding_history(state: EmulatorState, params: Params) -> dict:
+    """Bybit's rules: rows between the instrument's launch and now (the market clock), newest
+    first, at most ``limit`` (200); ``endTime`` alone gives the ``limit`` rows up to it,
+    ``startTime`` alone is refused."""
     category = _category(params, ("linear", "inverse"))
     symbol = params.get("symbol", "")
     state.market(symbol)
     limit = _limit(params, 200, 200)
-    end = _int(params, "endTime") or now_ms()
-    start = _int(params, "startTime") or 0
-    period = 28_800_000
-    ts = end // period * period
-    rows = []
-    while ts >= start and len(rows) < limit:
-        rows.append({"symbol": symbol, "fundingRate": "0.0001", "fundingRateTimestamp": str(ts)})
-        ts -= period
-    return {"category": category, "list": rows}
+    start = _int(params, "startTime")
+    end = _int(params, "endTime")
+    if start is not None and end is None:
+        raise BybitError(10001, "params error: endTime is required when startTime is set")
+    rows = state.funding_rows(symbol, start, end, limit)
+    return {
+        "category": category,
+        "list": [
+            {"symbol": symbol, "fundingRate": fmt_decimal(rate), "fundingRateTimestamp": str(ts)}
+            for ts, rate in rows
+        ],
+    }
 
 
 # -- account / asset / user ------------------------------------------------------------------
@@ -405,8 +411,8 @@ async def execution_list(state: EmulatorState, params: Params) -> dict:
     for key, attr in (("symbol", "symbol"), ("orderId", "order_id"), ("orderLinkId", "link_id")):
         if params.get(key):
             execs = [e for e in execs if getattr(e.order, attr) == params[key]]
-    if params.get("execType") not in (None, "", "Trade"):
-        execs = []
+    if params.get("execType"):
+        execs = [e for e in execs if e.exec_type == params["execType"]]
     execs = _time_window(params, execs, lambda e: e.exec_ms)
     page, cursor = _page(execs, params, 50, 100)
     return {

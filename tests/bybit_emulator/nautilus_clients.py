@@ -1,7 +1,7 @@
 """Point NautilusTrader's Bybit clients at the emulator.
 
 The data client needs the product's factory,
-:class:`strategies.bybit_clients.BybitEndpointsDataClientFactory` (nautilus_trader 1.231 derives
+:class:`runtime.bybit_clients.BybitEndpointsDataClientFactory` (nautilus_trader 1.231 derives
 the public websocket URL from ``base_url_http``; that module's docstring explains why); the
 execution client needs only the stock ``BybitExecClientConfig`` URLs.
 """
@@ -14,7 +14,7 @@ from nautilus_trader.adapters.bybit.config import BybitExecClientConfig
 from nautilus_trader.config import InstrumentProviderConfig
 from nautilus_trader.core import nautilus_pyo3
 
-from strategies.bybit_clients import BybitDataClientEndpointsConfig
+from runtime.bybit_clients import BybitDataClientEndpointsConfig
 
 
 def emulator_data_config(server: Any, **kwargs: Any) -> BybitDataClientEndpointsConfig:

@@ -235,6 +235,11 @@ class EmulatorServer:
         """Reject the next ``count`` order creations (REST or trade websocket) with this error."""
         self.call(lambda: self.state.faults.order_rejects.extend([(ret_code, ret_msg)] * count))
 
+    def reject_after_accept(self, count: int = 1, reason: str = "EC_ReachRiskPriceLimit") -> None:
+        """Accept the next ``count`` order creations (retCode 0, an orderId), then push each
+        as ``orderStatus: Rejected`` with ``rejectReason`` ``reason`` (no fill)."""
+        self.call(lambda: self.state.exchange.pending_rejects.extend([reason] * count))
+
     def fail_path(
         self,
         path: str,
@@ -285,6 +290,18 @@ class EmulatorServer:
     def executions(self) -> list[dict]:
         """Every execution (REST shape), oldest first."""
         return self.call(self.state.snapshot, "executions")
+
+    def funding_settled(self, symbol: str) -> list[tuple[int, Decimal]]:
+        """``(boundary ms, rate)`` of every funding settlement so far (``funding_settlement``)."""
+        return self.call(lambda: list(self.state.funding[symbol].settled))
+
+    def book(
+        self, symbol: str, depth: int
+    ) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
+        """The top ``depth`` levels (price -> size) of each side the order book topic of that
+        depth last pushed (``book_deltas``); what a client's book must equal."""
+        topic = f"orderbook.{depth}.{symbol}"
+        return self.call(lambda: self.state.books_sent[topic])
 
     def requests(self) -> list[RequestRecord]:
         """Every HTTP request seen so far."""

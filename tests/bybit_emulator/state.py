@@ -19,7 +19,10 @@ from typing import Any
 from tests.bybit_emulator.books import BybitError
 from tests.bybit_emulator.books import Event
 from tests.bybit_emulator.books import Exchange
+from tests.bybit_emulator.books import Misbehaviour
 from tests.bybit_emulator.books import money
+from tests.bybit_emulator.hostile import HOSTILE_MUTATIONS
+from tests.bybit_emulator.hostile import mutate
 from tests.bybit_emulator.hub import Hub
 from tests.bybit_emulator.instruments import DEFAULT_INSTRUMENTS
 from tests.bybit_emulator.instruments import InstrumentSpec
@@ -35,6 +38,30 @@ from tests.bybit_emulator.signing import TEST_API_SECRET
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+#: Offsets added to ``seed`` for each misbehaviour's random generator.
+_RNG_FILLS, _RNG_PUSHES, _RNG_BOOKS, _RNG_FUNDING = 101, 202, 303, 404
+FUNDING_RATE_STEP = Decimal("0.000001")
+FUNDING_RATE_CAP = Decimal("0.005")  # the instruments' upper/lowerFundingRate
+
+
+@dataclass
+class BookSide:
+    """One side of an emulated order book: price -> size."""
+
+    levels: dict[Decimal, Decimal] = field(default_factory=dict)
+
+
+@dataclass
+class FundingClock:
+    """Funding state of one symbol: the rate now, the next boundary, settlements so far, and
+    whether the rate or the boundary changed since the last ticker push."""
+
+    rate: Decimal
+    next_ms: int
+    settled: list[tuple[int, Decimal]] = field(default_factory=list)  # (boundary ms, rate)
+    changed: bool = True
 
 
 @dataclass
@@ -62,6 +89,21 @@ class EmulatorConfig:
     market_order_new_ack: bool = True
     check_recv_window: bool = True
     private_push_latency_ms: float = 25.0
+    fill_splits: int = 1
+    ioc_cancel_rate: float = 0.0
+    ioc_remainder_status: str = "Cancelled"
+    post_accept_reject_rate: float = 0.0
+    shuffle_window_ms: float = 0.0
+    book_deltas: bool = False
+    funding_settlement: bool = False
+    hostile_frames: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.hostile_frames) - set(HOSTILE_MUTATIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown hostile_frames {sorted(unknown)}; known: {sorted(HOSTILE_MUTATIONS)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -134,7 +176,28 @@ class EmulatorState:
             default_leverage=config.leverage,
             slippage_ticks=config.slippage_ticks,
             market_order_new_ack=config.market_order_new_ack,
+            misbehaviour=Misbehaviour(
+                fill_splits=config.fill_splits,
+                ioc_cancel_rate=config.ioc_cancel_rate,
+                ioc_remainder_status=config.ioc_remainder_status,
+                post_accept_reject_rate=config.post_accept_reject_rate,
+                rng=random.Random(config.seed + _RNG_FILLS),
+            ),
         )
+        self.push_rng = random.Random(config.seed + _RNG_PUSHES)
+        self.book_rng = random.Random(config.seed + _RNG_BOOKS)
+        self.funding_rng = random.Random(config.seed + _RNG_FUNDING)
+        self.books: dict[str, tuple[BookSide, BookSide]] = {}
+        self.books_sent: dict[str, tuple[dict, dict]] = {}  # topic -> last pushed levels
+        self.book_update_ids: dict[str, int] = {}
+        self.funding: dict[str, FundingClock] = {
+            symbol: FundingClock(Decimal("0.0001"), self._next_funding_ms(symbol))
+            for symbol in self.markets
+        }
+        self._topic_due: dict[str, float] = {}  # shuffled pushes: last due time per topic
+        self._pending: dict[str, int] = {}  # shuffled pushes still scheduled, per topic
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._sends: set[asyncio.Task] = set()
         self.hub = Hub()
         self.faults = Faults()
         self.requests: list[RequestRecord] = []
@@ -181,8 +244,12 @@ class EmulatorState:
         }
 
     async def publish_private(self, events: list[Event]) -> None:
-        """Queue private pushes; they go out in order after ``private_push_latency_ms``."""
+        """Queue private pushes; they go out in order after ``private_push_latency_ms``
+        (or interleaved at random, some at once, with ``shuffle_window_ms``)."""
         if not events:
+            return
+        if self.config.shuffle_window_ms > 0:
+            await self._publish_shuffled(events)
             return
         latency = self.config.private_push_latency_ms / 1000.0
         if latency <= 0:
@@ -203,7 +270,56 @@ class EmulatorState:
                 await asyncio.sleep(delay)
             await self._send_private(events)
 
+    async def _publish_shuffled(self, events: list[Event]) -> None:
+        """Each push gets a random due time in ``[-window/2, window]`` (kept increasing per
+        topic, as one topic's stream stays in order); those due now, with nothing of their
+        topic still pending, are sent before this returns, so before the ack. A market
+        order's ``New`` push is dropped half the time."""
+        rng = self.push_rng
+        window = self.config.shuffle_window_ms / 1000.0
+        kept = [
+            e
+            for e in events
+            if not (
+                e[0] == "order"
+                and e[1]["orderType"] == "Market"
+                and e[1]["orderStatus"] == "New"
+                and rng.random() < 0.5
+            )
+        ]
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        by_topic: dict[str, list[float]] = {}
+        for topic, _ in kept:
+            by_topic.setdefault(topic, []).append(now + rng.uniform(-window / 2, window))
+        for delays in by_topic.values():
+            delays.sort()
+        immediate: list[tuple[float, Event]] = []
+        for event in kept:
+            topic = event[0]
+            due = max(by_topic[topic].pop(0), self._topic_due.get(topic, 0.0) + 1e-4)
+            self._topic_due[topic] = due
+            if due <= now and not self._pending.get(topic):
+                immediate.append((due, event))
+            else:
+                self._pending[topic] = self._pending.get(topic, 0) + 1
+                self._timers.add(loop.call_at(due, self._send_later, event))
+        for _, event in sorted(immediate, key=lambda pair: pair[0]):
+            await self._send_private([event])
+
+    def _send_later(self, event: Event) -> None:
+        loop = asyncio.get_running_loop()
+        self._timers = {h for h in self._timers if h.when() > loop.time()}
+        self._pending[event[0]] -= 1
+        task = loop.create_task(self._send_private([event]))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
     async def close(self) -> None:
+        for handle in self._timers:
+            handle.cancel()
+        for task in list(self._sends):
+            task.cancel()
         if self._push_task is not None:
             self._push_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -211,9 +327,12 @@ class EmulatorState:
 
     async def _send_private(self, events: list[Event]) -> None:
         ts = now_ms()
+        hostile = self.config.hostile_frames
         for topic, item in events:
+            if hostile:
+                item = mutate(hostile, topic, item)
             await self.hub.publish_private(topic, item, ts)
-            if topic == "execution":
+            if topic == "execution" and item.get("execType") == "Trade":
                 fast = {
                     k: item[k]
                     for k in (
@@ -239,6 +358,8 @@ class EmulatorState:
         market = self.market(symbol)
         spec = market.spec
         trade = market.apply_trade(price, qty if qty is not None else spec.min_qty, side, now_ms())
+        if self.config.book_deltas:
+            self._evolve_book(symbol)
         ts = now_ms()
         topics = self.hub.public_topics()
         topic = f"publicTrade.{symbol}"
@@ -272,9 +393,9 @@ class EmulatorState:
         for depth in (1, 50, 200, 500, 1000):
             topic = f"orderbook.{depth}.{symbol}"
             if topic in topics:
-                await self.hub.publish_public(
-                    "linear", topic, self.orderbook_message(symbol, depth)
-                )
+                message = self.orderbook_message(symbol, depth)
+                if message is not None:
+                    await self.hub.publish_public("linear", topic, message)
         await self.publish_forming_klines(symbol, topics)
         await self.publish_private(self.exchange.match(symbol))
 
@@ -313,6 +434,8 @@ class EmulatorState:
                 continue  # the higher-interval bar is still forming
             agg = market.group(closed.start, interval, include_forming=False)
             await self.publish_kline(symbol, interval, agg, confirm=True)
+        if self.config.funding_settlement:
+            await self._funding_after_bar(symbol)
         return closed
 
     async def advance(self, n_bars: int, symbol: str | None, updates: int | None) -> list[Kline]:
@@ -359,6 +482,49 @@ class EmulatorState:
         await self.publish_forming_klines(symbol, self.hub.public_topics())
         return await self.close_bar(symbol)
 
+    # -- funding -------------------------------------------------------------------------------
+
+    def funding_interval_ms(self, symbol: str) -> int:
+        return self.instruments[symbol].funding_interval_mins * 60_000
+
+    def _next_funding_ms(self, symbol: str) -> int:
+        """The first funding boundary after the forming bar opens (the market's clock)."""
+        interval = self.funding_interval_ms(symbol)
+        return (self.markets[symbol].forming.start // interval + 1) * interval
+
+    async def _funding_after_bar(self, symbol: str) -> None:
+        """Settle every boundary the market clock has reached, then move the rate a little."""
+        clock = self.funding[symbol]
+        market = self.markets[symbol]
+        while market.forming.start >= clock.next_ms:
+            boundary = clock.next_ms
+            clock.settled.append((boundary, clock.rate))
+            clock.next_ms += self.funding_interval_ms(symbol)
+            clock.changed = True
+            await self.publish_private(
+                self.exchange.settle_funding(symbol, clock.rate, market.last_price, boundary)
+            )
+        step = FUNDING_RATE_STEP * self.funding_rng.randint(-30, 30)
+        rate = min(FUNDING_RATE_CAP, max(-FUNDING_RATE_CAP, clock.rate + step))
+        clock.changed = clock.changed or rate != clock.rate
+        clock.rate = rate
+
+    def funding_rows(
+        self, symbol: str, start: int | None, end: int | None, limit: int
+    ) -> list[tuple[int, Decimal]]:
+        """Funding history, newest first: boundaries from the instrument's launch to the last
+        one the market clock has passed, within ``[start, end]``, at most ``limit``. Settled
+        boundaries carry their rate, earlier ones (before this emulator ran) the default."""
+        spec = self.instruments[symbol]
+        interval = self.funding_interval_ms(symbol)
+        settled = dict(self.funding[symbol].settled)
+        low = -(-max(spec.launch_time_ms, start or 0) // interval) * interval
+        high = self.markets[symbol].forming.start // interval * interval
+        if end is not None:
+            high = min(high, end // interval * interval)
+        stamps = range(high, low - 1, -interval)[:limit]
+        return [(ts, settled.get(ts, Decimal("0.0001"))) for ts in stamps]
+
     # -- public views ----------------------------------------------------------------------------
 
     def quote(self, symbol: str) -> tuple[Decimal, Decimal]:
@@ -377,7 +543,7 @@ class EmulatorState:
         prev1h = hour[0].open if hour else market.last_price
         pct = (market.last_price - prev24) / prev24 if prev24 else Decimal(0)
         size = spec.fmt_qty(spec.min_qty * 1000)
-        next_funding = (market.forming.start // 28_800_000 + 1) * 28_800_000
+        funding = self.funding[symbol]
         item = {
             "symbol": symbol,
             "lastPrice": spec.fmt_price(market.last_price),
@@ -392,13 +558,13 @@ class EmulatorState:
             "openInterestValue": money(spec.min_qty * 100_000 * market.last_price),
             "turnover24h": money(sum((b.turnover for b in day), Decimal(0))),
             "volume24h": spec.fmt_qty(sum((b.volume for b in day), Decimal(0))),
-            "fundingRate": "0.0001",
-            "nextFundingTime": str(next_funding),
+            "fundingRate": fmt_decimal(funding.rate),
+            "nextFundingTime": str(funding.next_ms),
             "bid1Price": spec.fmt_price(bid),
             "bid1Size": size,
             "ask1Price": spec.fmt_price(ask),
             "ask1Size": size,
-            "fundingIntervalHour": "8",
+            "fundingIntervalHour": str(max(1, spec.funding_interval_mins // 60)),
             "fundingCap": "0.005",
         }
         if rest:
@@ -434,7 +600,11 @@ class EmulatorState:
                 "ask1Size",
                 "tickDirection",
             )
+            funding = self.funding[symbol]
+            if self.config.funding_settlement and funding.changed:
+                keep = (*keep, "fundingRate", "nextFundingTime")
             item = {k: item[k] for k in keep}
+        self.funding[symbol].changed = False
         return {
             "topic": f"tickers.{symbol}",
             "type": "delta" if delta else "snapshot",
@@ -445,13 +615,103 @@ class EmulatorState:
 
     def book_levels(self, symbol: str, depth: int) -> tuple[list[list[str]], list[list[str]]]:
         spec = self.instruments[symbol]
+        if self.config.book_deltas:
+            bids, asks = self._top_levels(symbol, depth)
+            return (
+                [[spec.fmt_price(p), spec.fmt_qty(q)] for p, q in bids.items()],
+                [[spec.fmt_price(p), spec.fmt_qty(q)] for p, q in asks.items()],
+            )
         bid, ask = self.quote(symbol)
         size = spec.fmt_qty(spec.min_qty * 1000)
         bids = [[spec.fmt_price(bid - i * spec.tick_size), size] for i in range(depth)]
         asks = [[spec.fmt_price(ask + i * spec.tick_size), size] for i in range(depth)]
         return [b for b in bids if Decimal(b[0]) > 0], asks
 
-    def orderbook_message(self, symbol: str, depth: int) -> dict:
+    # -- order books with deltas (``book_deltas``) ---------------------------------------------
+
+    BOOK_LEVELS = 200  # levels kept per side (deeper topics show at most these)
+
+    def _evolve_book(self, symbol: str) -> None:
+        """Re-centre the book on the last price (best bid = last, best ask = one tick up);
+        about one level in five nearest the top changes size; new levels get random sizes."""
+        spec = self.instruments[symbol]
+        rng = self.book_rng
+        bid, ask = self.quote(symbol)
+        if symbol not in self.books:
+            self.books[symbol] = (BookSide(), BookSide())
+        bids, asks = self.books[symbol]
+        for side, best, sign in ((bids, bid, -1), (asks, ask, 1)):
+            wanted = [best + sign * i * spec.tick_size for i in range(self.BOOK_LEVELS)]
+            wanted = [p for p in wanted if p > 0]
+            keep = set(wanted)
+            side.levels = {p: q for p, q in side.levels.items() if p in keep}
+            for i, price in enumerate(wanted):
+                if price not in side.levels or (i < 60 and rng.random() < 0.2):
+                    side.levels[price] = spec.min_qty * rng.randint(1, 2000)
+
+    def _top_levels(
+        self, symbol: str, depth: int
+    ) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
+        if symbol not in self.books:
+            self._evolve_book(symbol)
+        bids, asks = self.books[symbol]
+        top_bids = sorted(bids.levels, reverse=True)[:depth]
+        top_asks = sorted(asks.levels)[:depth]
+        return {p: bids.levels[p] for p in top_bids}, {p: asks.levels[p] for p in top_asks}
+
+    def orderbook_snapshot(self, symbol: str, depth: int) -> dict:
+        """The message a new subscriber gets first (deltas mode: what later deltas build on)."""
+        if not self.config.book_deltas or depth == 1:
+            return self.orderbook_message(symbol, depth)
+        topic = f"orderbook.{depth}.{symbol}"
+        if topic not in self.books_sent:
+            self.books_sent[topic] = self._top_levels(symbol, depth)
+        bids, asks = self.books_sent[topic]
+        return self._book_push(symbol, depth, "snapshot", bids, asks)
+
+    def _book_push(self, symbol: str, depth: int, kind: str, bids: dict, asks: dict) -> dict:
+        spec = self.instruments[symbol]
+        topic = f"orderbook.{depth}.{symbol}"
+        self.book_update_ids[topic] = self.book_update_ids.get(topic, 0) + 1
+        self.ticker_seq += 1
+        ts = now_ms()
+        order = {"b": sorted(bids, reverse=True), "a": sorted(asks)}
+        levels = {"b": bids, "a": asks}
+        data = {
+            key: [[spec.fmt_price(p), spec.fmt_qty(levels[key][p])] for p in order[key]]
+            for key in ("b", "a")
+        }
+        return {
+            "topic": topic,
+            "type": kind,
+            "ts": ts,
+            "data": {"s": symbol, **data, "u": self.book_update_ids[topic], "seq": self.ticker_seq},
+            "cts": ts,
+        }
+
+    def orderbook_delta(self, symbol: str, depth: int) -> dict | None:
+        """Changes of the top ``depth`` levels since the last push (None: nothing changed);
+        a level that left the top ``depth`` is sent with size 0 (deleted)."""
+        topic = f"orderbook.{depth}.{symbol}"
+        if topic not in self.books_sent:
+            return self.orderbook_snapshot(symbol, depth)
+        old_bids, old_asks = self.books_sent[topic]
+        new_bids, new_asks = self._top_levels(symbol, depth)
+        self.books_sent[topic] = (new_bids, new_asks)
+        changes = []
+        for old, new in ((old_bids, new_bids), (old_asks, new_asks)):
+            side = {p: q for p, q in new.items() if old.get(p) != q}
+            side.update({p: Decimal(0) for p in old if p not in new})
+            changes.append(side)
+        if not changes[0] and not changes[1]:
+            return None
+        return self._book_push(symbol, depth, "delta", changes[0], changes[1])
+
+    def orderbook_message(self, symbol: str, depth: int) -> dict | None:
+        """The push after a print: a snapshot, or with ``book_deltas`` (depth > 1) a delta
+        (None when the top ``depth`` levels did not change)."""
+        if self.config.book_deltas and depth > 1:
+            return self.orderbook_delta(symbol, depth)
         bids, asks = self.book_levels(symbol, depth)
         self.ticker_seq += 1
         ts = now_ms()

@@ -129,7 +129,7 @@ async def _send_initial(state: EmulatorState, conn: WsConn, topics: list[str]) -
         if parts[0] == "tickers":
             await conn.send(state.ticker_message(parts[1], delta=False))
         elif parts[0] == "orderbook":
-            await conn.send(state.orderbook_message(parts[2], int(parts[1])))
+            await conn.send(state.orderbook_snapshot(parts[2], int(parts[1])))
         elif parts[0] == "kline":
             market = state.markets[parts[2]]
             if market.supports(parts[1]):

@@ -20,37 +20,40 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from evaluation.baselines import GaussianMixtureFilter
+from evaluation.baselines import MahalanobisFilter
+from evaluation.baselines import Signal
+from evaluation.baselines import momentum_signal
+from evaluation.baselines import random_sign_flips
+from evaluation.baselines import reversal_signal
+from evaluation.folds import EvaluationInputError
+from evaluation.folds import Fold
+from evaluation.folds import Scheme
+from evaluation.folds import default_purge
+from evaluation.folds import walk_forward_folds
+from evaluation.forecast_quality import rolling_volatility_forecast
+from evaluation.scenarios import forward_return_check
+from evaluation.scenarios import inpaint_forward_returns
+from evaluation.scenarios import realism
+from evaluation.scenarios import sample_states
+from evaluation.simulate import Execution
+from evaluation.simulate import SignalPath
+from evaluation.simulate import SimResult
+from evaluation.simulate import simulate_leverage
+from evaluation.simulate import simulate_signals
+from evaluation.summary import MODEL
+from evaluation.summary import STRATEGIES
+from evaluation.summary import FoldRun
+from evaluation.summary import summarise
+from policy.calendar import SECONDS_PER_YEAR
+from policy.settings import PolicySettings
 from scoremodel.datasets import MarketDataset
-from scoremodel.evaluation.baselines import GaussianMixtureFilter
-from scoremodel.evaluation.baselines import MahalanobisFilter
-from scoremodel.evaluation.baselines import Signal
-from scoremodel.evaluation.baselines import momentum_signal
-from scoremodel.evaluation.baselines import random_sign_flips
-from scoremodel.evaluation.baselines import reversal_signal
-from scoremodel.evaluation.folds import Fold
-from scoremodel.evaluation.folds import Scheme
-from scoremodel.evaluation.folds import default_purge
-from scoremodel.evaluation.folds import walk_forward_folds
-from scoremodel.evaluation.forecast_quality import rolling_volatility_forecast
-from scoremodel.evaluation.scenarios import forward_return_check
-from scoremodel.evaluation.scenarios import inpaint_forward_returns
-from scoremodel.evaluation.scenarios import realism
-from scoremodel.evaluation.scenarios import sample_states
-from scoremodel.evaluation.simulate import SimConfig
-from scoremodel.evaluation.simulate import SimResult
-from scoremodel.evaluation.simulate import decide_leverage
-from scoremodel.evaluation.simulate import simulate
-from scoremodel.evaluation.summary import MODEL
-from scoremodel.evaluation.summary import STRATEGIES
-from scoremodel.evaluation.summary import FoldRun
-from scoremodel.evaluation.summary import summarise
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.inference import ScoreModel
 from scoremodel.pipeline import FitConfig
 from scoremodel.pipeline import fit_model
 from scoremodel.training import TrainConfig
 
-SECONDS_PER_YEAR = 365.25 * 24 * 3600  # 24/7, as strategies.sizing
 EVAL_EPOCHS = 40
 # The production recipe (TrainConfig's defaults) with a smaller epoch budget per fold.
 EVAL_TRAINING = replace(TrainConfig(), max_epochs=min(EVAL_EPOCHS, TrainConfig().max_epochs))
@@ -69,8 +72,8 @@ class EvaluationConfig:
     horizon: int = 12  # label / forecast horizon h in bars
     train: TrainConfig = EVAL_TRAINING
     fractions: tuple[float, float, float] = (0.80, 0.15, 0.05)  # fit_model's split of a window
-    sim: SimConfig = field(default_factory=SimConfig)
-    density_percentile: float = 5.0
+    policy: PolicySettings = field(default_factory=PolicySettings)  # the strategy's rules
+    execution: Execution = field(default_factory=Execution)
     vol_baseline_window: int = 100  # W of the Gaussian rolling-volatility forecast
     gmm_components: int = 4
     random_draws: int = 50
@@ -87,7 +90,7 @@ class EvaluationConfig:
         purge = self.purge if self.purge is not None else default_purge(DEFAULT_SPEC, self.horizon)
         embargo = self.embargo if self.embargo is not None else self.horizon
         if purge < max(self.horizon, DEFAULT_SPEC.warmup_bars - 1) or embargo < self.horizon:
-            raise ValueError(
+            raise EvaluationInputError(
                 f"purge {purge} must be >= max(h, warm-up - 1) and embargo {embargo} >= h "
                 f"(h = {self.horizon}, warm-up {DEFAULT_SPEC.warmup_bars}); shorter gaps leak"
             )
@@ -166,20 +169,25 @@ def run_fold(
     train_bars = bars.iloc[fold.train.start : fold.train.stop]
     fit = FitConfig(train=cfg.train, fractions=cfg.fractions, horizon=cfg.horizon)
     model = fit_model(train_bars, source, fit, progress=False)
-    model.set_density_percentile(cfg.density_percentile)
+    model.set_density_percentile(cfg.policy.density_percentile)
     train_states = dataset.states.loc[dataset.states.index.intersection(train_bars.index)]
     # Decisions also see the k - 1 bars before the window (the strategy's warm-up history).
-    lead = cfg.sim.consistency_bars - 1
+    lead = cfg.policy.consistency_bars - 1
     states = dataset.states.loc[bars.index[fold.test.start - lead : fold.test.stop]]
     test_index = states.index[lead:]
     signals, flags, forecast = _fold_signals(model, states, train_states, cfg)
     vol = states[f"vol_{DEFAULT_SPEC.vol_window}"].to_numpy()
     test_bars = bars.loc[test_index]
 
-    def run(name: str, familiar: np.ndarray, sim: SimConfig = cfg.sim) -> SimResult:
+    def run(name: str, familiar: np.ndarray) -> SimResult:
         signal = signals[name]
-        target = decide_leverage(signal.direction, signal.confidence, familiar, vol, per_year, sim)
-        return simulate(test_bars, target[lead:], sim)
+        path = SignalPath(signal.direction, signal.confidence, familiar, vol, lead=lead)
+        return simulate_signals(test_bars, path, cfg.policy, per_year, cfg.execution)
+
+    def run_leverage(leverage: np.ndarray, risk_rules: bool = True) -> SimResult:
+        return simulate_leverage(
+            test_bars, leverage, cfg.policy, per_year, cfg.execution, risk_rules=risk_rules
+        )
 
     everywhere = np.ones(len(states), dtype=bool)
     sims = {
@@ -190,12 +198,10 @@ def run_fold(
         "model_forecast": run("model_forecast", forecast["in_distribution"].to_numpy(bool)),
         "momentum": run("momentum", everywhere),
         "reversal": run("reversal", everywhere),
-        "buy_and_hold": simulate(
-            test_bars, np.ones(len(test_index)), replace(cfg.sim, risk_rules=False)
-        ),
+        "buy_and_hold": run_leverage(np.ones(len(test_index)), risk_rules=False),
     }
     flips = random_sign_flips(sims[MODEL].target, cfg.random_draws, seed=cfg.seed + fold.index)
-    random_sims = [simulate(test_bars, path, cfg.sim) for path in flips]
+    random_sims = [run_leverage(path) for path in flips]
     sims["random"] = random_sims[0]
     sigma = rolling_volatility_forecast(bars, cfg.horizon, cfg.vol_baseline_window)
     run_ = FoldRun(
@@ -225,7 +231,7 @@ def _fold_signals(
     forecast = model.assess_batch(states, mode="forecast")
     z_train = model.normaliser.transform(train_states.to_numpy())
     z = model.normaliser.transform(states.to_numpy())
-    share = cfg.density_percentile / 100
+    share = cfg.policy.density_percentile / 100
     gmm = GaussianMixtureFilter.fit(z_train, cfg.gmm_components, share, seed=cfg.seed)
     flags = {
         "model": score["in_distribution"].to_numpy(bool),

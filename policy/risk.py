@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from dataclasses import replace
 from enum import IntEnum
 
-NANOS_PER_HOUR = 3_600_000_000_000
-NANOS_PER_DAY = 24 * NANOS_PER_HOUR
+from policy.calendar import NANOS_PER_DAY
+from policy.calendar import NANOS_PER_HOUR
 
 
 class RiskStatus(IntEnum):
@@ -32,11 +32,13 @@ class RiskStatus(IntEnum):
 
 @dataclass(frozen=True)
 class RiskLimits:
-    max_drawdown: float = 0.20
-    reduce_drawdown: float = 0.10
-    daily_loss_limit: float = 0.05
-    resume_after_halt: bool = False
-    halt_cooldown_hours: float = 24.0
+    """The drawdown and daily-loss limits (defaults: :class:`policy.settings.PolicySettings`)."""
+
+    max_drawdown: float
+    reduce_drawdown: float
+    daily_loss_limit: float
+    resume_after_halt: bool
+    halt_cooldown_hours: float
 
     def __post_init__(self) -> None:
         if not 0.0 < self.reduce_drawdown <= self.max_drawdown < 1.0:

@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import math
 import os
+import re
 import signal
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -45,6 +46,8 @@ from nautilus_trader.core import nautilus_pyo3
 from nautilus_trader.core.nautilus_pyo3 import BybitEnvironment
 from nautilus_trader.core.nautilus_pyo3 import BybitProductType
 from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.live.data_client import LiveMarketDataClient
+from nautilus_trader.live.execution_client import LiveExecutionClient
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.enums import AccountType
@@ -54,17 +57,18 @@ from nautilus_trader.model.identifiers import TraderId
 from nautilus_trader.model.objects import AccountBalance
 from nautilus_trader.model.objects import Money
 
-from strategies.bybit_clients import BybitDataClientEndpointsConfig
-from strategies.bybit_clients import BybitEndpointsDataClientFactory
-from strategies.risk import RiskState
-from strategies.run_config import LiveSettings
-from strategies.run_config import RunConfig
-from strategies.sandbox import SandboxFeesConfig
-from strategies.sandbox import SandboxFeesExecClientFactory
+from cli_errors import UserError
+from cli_errors import one_line
+from policy.risk import RiskState
+from runtime.bybit_clients import BybitDataClientEndpointsConfig
+from runtime.bybit_clients import BybitEndpointsDataClientFactory
+from runtime.run_config import LiveSettings
+from runtime.run_config import RunConfig
+from runtime.sandbox import SandboxFeesConfig
+from runtime.sandbox import SandboxFeesExecClientFactory
 from strategies.score_matching import ScoreMatchingConfig
 from strategies.score_matching import ScoreMatchingStrategy
 from strategies.state_file import RiskStateFile
-from strategies.state_file import StateFileError
 from strategies.state_file import write_atomically
 
 VENUE = "BYBIT"
@@ -84,9 +88,11 @@ ENVIRONMENTS: dict[str, BybitEnvironment] = {
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SANDBOX_CURRENCY = "USDT"  # settlement currency of Bybit's USDT perpetuals (LINEAR)
 MARKET_EXIT_INTERVAL_MS = 100  # how often a stopping strategy checks for orders in flight
+#: How the Bybit clients' errors (reqwest, tungstenite) say that a host name did not resolve.
+DNS_FAILURE_MARKERS = ("dns error", "failed to lookup address")
 
 
-class LiveError(RuntimeError):
+class LiveError(UserError, RuntimeError):
     """A live run cannot start or continue; the message (one line) says what to do."""
 
 
@@ -118,20 +124,17 @@ def check_keys(mode: str, environ: Mapping[str, str] = os.environ) -> None:
 
 
 def check_inputs(run: RunConfig, mode: str) -> None:
-    """The model loads for the strategy config, and the risk state file (if any) is readable."""
-    from scoremodel.checkpoint import CheckpointError
+    """The model loads for the strategy config, and the risk state file (if any) is valid.
+
+    Raises :class:`~scoremodel.checkpoint.CheckpointError`, :class:`StateFileError` or
+    :class:`LiveError`, each with one line saying what to do.
+    """
     from strategies.model_loading import load_model_for
 
-    try:
-        load_model_for(run.strategy)
-    except (CheckpointError, FileNotFoundError) as error:
-        raise LiveError(str(error)) from None
-    path = live_strategy_config(run, mode).state_path
-    try:
-        if path:
-            RiskStateFile(path).load()
-    except StateFileError as error:
-        raise LiveError(str(error)) from None
+    load_model_for(run.strategy)
+    state_file = risk_state_file(run, mode)
+    if state_file is not None:
+        state_file.load()  # validated field by field: a bad file stops here, before connecting
 
 
 async def check_credentials(
@@ -180,16 +183,61 @@ def kill_switch_path(run: RunConfig) -> str:
 
 
 def risk_state_path(run: RunConfig, mode: str) -> str | None:
-    """``{state_dir}/{trader_id}/{mode}/{strategy_id}.risk.json``; None in sandbox."""
+    """``{state_dir}/{trader_id}/{mode}/{strategy id}.risk.json`` (see :func:`strategy_id`),
+    or the strategy's ``state_path``; None in sandbox."""
     if run.strategy.state_path:
         return run.strategy.state_path
     if mode == "sandbox":
         return None  # the paper account restarts at starting_balance, so does its risk state
+    return str(_state_dir(run, mode) / f"{strategy_id(run.strategy)}.risk.json")
+
+
+def strategy_id(strategy: ScoreMatchingConfig) -> str:
+    """The StrategyId Nautilus (1.231) gives the strategy, the only one of its node.
+
+    ``Strategy.__init__`` makes it ``{strategy_id or class name}-{order_id_tag}``; when the tag
+    is unset, ``Trader.add_strategy`` renames it ``{that id up to its first '-'}-000`` (000: the
+    first strategy's tag). So by default: ``ScoreMatchingStrategy-000``.
+    """
+    name = strategy.strategy_id or ScoreMatchingStrategy.__name__
+    if strategy.order_id_tag in (None, "None"):
+        return f"{name.partition('-')[0]}-000"
+    return f"{name}-{strategy.order_id_tag}"
+
+
+def risk_state_file(run: RunConfig, mode: str) -> RiskStateFile | None:
+    """The risk state file of ``mode`` (None in sandbox); refuses to go on while a state file
+    is still at the name versions before this one wrote (``...-None.risk.json``), which would
+    otherwise be ignored (its halt and high-water mark with it)."""
+    path = risk_state_path(run, mode)
+    if path is None:
+        return None
+    legacy = _legacy_risk_state_path(run, mode)
+    if legacy is not None and legacy.exists():
+        if Path(path).exists():
+            raise LiveError(
+                f"two risk state files: {path} and {legacy} (the name earlier versions wrote); "
+                f"keep the one with the current state at {path} and delete {legacy}"
+            )
+        raise LiveError(
+            f"the risk state file is now {path}, but it is still at {legacy} (the name earlier "
+            f"versions wrote); rename it: mv '{legacy}' '{path}'"
+        )
+    return RiskStateFile(path)
+
+
+def _legacy_risk_state_path(run: RunConfig, mode: str) -> Path | None:
+    """Where versions before this one kept the state file, when that differs from now."""
     strategy = run.strategy
-    strategy_id = (
-        f"{strategy.strategy_id or ScoreMatchingStrategy.__name__}-{strategy.order_id_tag}"
-    )
-    return str(Path(run.live.state_dir) / run.live.trader_id / mode / f"{strategy_id}.risk.json")
+    if strategy.state_path or mode == "sandbox":
+        return None
+    name = f"{strategy.strategy_id or ScoreMatchingStrategy.__name__}-{strategy.order_id_tag}"
+    legacy = _state_dir(run, mode) / f"{name}.risk.json"
+    return None if legacy == Path(risk_state_path(run, mode)) else legacy
+
+
+def _state_dir(run: RunConfig, mode: str) -> Path:
+    return Path(run.live.state_dir) / run.live.trader_id / mode
 
 
 def live_strategy_config(run: RunConfig, mode: str) -> ScoreMatchingConfig:
@@ -361,8 +409,23 @@ class LiveSession:
             raise LiveError(failure)
 
     async def _start(self) -> str | None:
-        """Start the node; what went wrong, if anything."""
-        await self.node.kernel.start_async()
+        """Start the node; what went wrong, if anything.
+
+        A client whose connect fails ends the start at once: Nautilus (1.231) logs the error
+        and would otherwise wait out ``timeout_connection`` although nothing retries it.
+        """
+        connect_failed = self._watch_connects()
+        start = asyncio.ensure_future(self.node.kernel.start_async())
+        try:
+            await asyncio.wait({start, connect_failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if connect_failed.done() or not start.done():
+                start.cancel()
+                await asyncio.gather(start, return_exceptions=True)
+        if connect_failed.done():
+            return connect_failed.result()
+        connect_failed.cancel()
+        start.result()  # an error of Nautilus's own start, with its traceback
         if not self.node.trader.is_running:
             return self._startup_failure()
         if not self.strategy.is_running:
@@ -424,6 +487,33 @@ class LiveSession:
                 loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self.node.dispose()
 
+    def _watch_connects(self) -> asyncio.Future[str]:
+        """A future that gets what went wrong (one line) when a client's connect fails."""
+        kernel = self.node.kernel
+        failed: asyncio.Future[str] = kernel.loop.create_future()
+        key_vars = KEY_ENV_VARS.get(self.mode, ())
+        secrets = [os.environ.get(name, "") for name in key_vars]
+        for client in kernel.data_engine._clients.values():
+            _report_connect_failure(
+                client,
+                failed,
+                lambda reason: (
+                    f"the Bybit data client could not connect: {reason}; check the network, "
+                    "a proxy, or live.base_url_http / base_url_ws_public"
+                ),
+            )
+        for client in kernel.exec_engine._clients.values():
+            _report_connect_failure(
+                client,
+                failed,
+                lambda reason: (
+                    f"the {self.mode} execution client could not connect: "
+                    f"{redact(reason, secrets)}; check the API key permissions, the network "
+                    "and live.base_url_http / base_url_ws_private / base_url_ws_trade"
+                ),
+            )
+        return failed
+
     def _startup_failure(self) -> str:
         kernel = self.node.kernel
         if not kernel.data_engine.check_connected():
@@ -437,6 +527,36 @@ class LiveSession:
                 f"{self.timeout_connection:g} s; check the API key permissions and the log above"
             )
         return "reconciliation or portfolio initialisation timed out; the log above says why"
+
+
+def _report_connect_failure(
+    client: LiveMarketDataClient | LiveExecutionClient,
+    failed: asyncio.Future[str],
+    describe: Callable[[str], str],
+) -> None:
+    """Make ``client``'s connect coroutine set ``failed`` to ``describe(reason)`` when it
+    raises (Nautilus still logs the error as before)."""
+    connect = client._connect
+
+    async def _connect() -> None:  # the name Nautilus logs the connect task under
+        try:
+            await connect()
+        except Exception as error:
+            if not failed.done():
+                failed.set_result(describe(connect_failure_reason(error)))
+            raise
+
+    client._connect = _connect
+
+
+def connect_failure_reason(error: BaseException) -> str:
+    """``error`` as one line; when a host name did not resolve, just that, with the name."""
+    reason = one_line(error)
+    if not any(marker in reason.lower() for marker in DNS_FAILURE_MARKERS):
+        return reason
+    url = re.search(r"\b(?:https?|wss?)://([^/:?)\s]+)", reason)
+    host = f"the host name {url.group(1)}" if url else "a host name"
+    return f"{host} does not resolve (no network, or no DNS)"
 
 
 def run_live(run: RunConfig, mode: str, allow_mainnet: bool = False) -> None:
@@ -482,7 +602,10 @@ def install_signal_handlers(
         stop.set()
 
     def arm_kill_switch() -> None:
-        warn(f"SIGUSR1 received: kill switch armed at {trigger_kill_switch(kill_path)}")
+        try:
+            warn(f"SIGUSR1 received: kill switch armed at {trigger_kill_switch(kill_path)}")
+        except LiveError as error:
+            warn(f"SIGUSR1 received, but {error}")
 
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, request_stop, sig)
@@ -500,32 +623,73 @@ def remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def trigger_kill_switch(path: str | os.PathLike[str]) -> Path:
-    """Create the kill switch file (idempotent); returns its absolute path."""
+    """Create the kill switch file (idempotent); returns its absolute path.
+
+    Raises :class:`LiveError` when the file cannot be created: the switch is then NOT armed.
+    """
     path = Path(path).absolute()
-    if not path.exists():
-        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    if path.exists():
+        return path
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    try:
         write_atomically(path, f"kill switch armed {stamp} (pid {os.getpid()})\n")
+    except OSError as error:
+        raise LiveError(
+            f"the kill switch is NOT armed: cannot create {path} ({os_error_reason(error)}); "
+            "fix live.kill_switch_path or its directory's permissions, or stop the bot with "
+            "SIGTERM (it cancels its orders and closes its position)"
+        ) from None
     return path
 
 
 def resume_trading(run: RunConfig, mode: str) -> list[str]:
     """Remove the kill switch file and clear the halt in ``mode``'s risk state file.
 
-    The high-water mark restarts at the equity of the next bar (as after a cooldown); the
-    daily-loss state is kept. Returns what was changed, for the user.
+    Everything is checked before anything changes: a damaged state file or a kill switch path
+    that cannot be removed raises (:class:`StateFileError`, :class:`LiveError`) and leaves both
+    files as they were. The high-water mark restarts at the equity of the next bar (as after a
+    cooldown); the daily-loss state is kept. Returns what was changed, for the user.
     """
-    changed = []
     kill = Path(kill_switch_path(run))
-    if kill.exists():
-        kill.unlink()
+    kill_armed = kill.exists() or kill.is_symlink()
+    if kill_armed and kill.is_dir():
+        raise LiveError(
+            f"the kill switch path {kill} is a directory; remove it yourself (or point "
+            "live.kill_switch_path at a file), then run resume again"
+        )
+    state_file = risk_state_file(run, mode)
+    state = state_file.load() if state_file is not None else None
+    halted = state is not None and state.halted
+    original = state_file.path.read_bytes() if halted else b""
+
+    changed = []
+    if halted:
+        try:
+            state_file.save_if_changed(_resumed(state))
+        except OSError as error:
+            raise LiveError(
+                f"cannot write the risk state file {state_file.path} ({os_error_reason(error)}); "
+                "nothing was changed: fix the permissions of its directory and run resume again"
+            ) from None
+        changed.append(f"cleared the halt ({state.halt_reason}) in {state_file.path}")
+    if kill_armed:
+        try:
+            kill.unlink()
+        except OSError as error:
+            if halted:  # put the halt back: a failed resume changes nothing
+                write_atomically(state_file.path, original)
+            raise LiveError(
+                f"cannot remove the kill switch file {kill} ({os_error_reason(error)}); "
+                "nothing was changed: fix the permissions of its directory and run resume again"
+            ) from None
         changed.append(f"removed the kill switch file {kill}")
-    path = live_strategy_config(run, mode).state_path
-    state_file = RiskStateFile(path) if path else None
-    state = state_file.load() if state_file else None
-    if state_file is not None and state is not None and state.halted:
-        state_file.save_if_changed(_resumed(state))
-        changed.append(f"cleared the halt ({state.halt_reason}) in {path}")
     return changed
+
+
+def os_error_reason(error: OSError) -> str:
+    """``error`` in a few words, with the path it concerns (not always the one asked for)."""
+    reason = error.strerror or str(error)
+    return f"{reason}: {error.filename}" if error.filename else reason
 
 
 def _resumed(state: RiskState) -> RiskState:

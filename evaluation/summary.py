@@ -13,17 +13,17 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from scoremodel.evaluation.density_diagnostics import beats
-from scoremodel.evaluation.density_diagnostics import flag_diagnostics
-from scoremodel.evaluation.folds import Fold
-from scoremodel.evaluation.forecast_quality import forecast_scores
-from scoremodel.evaluation.metrics import deflated_sharpe
-from scoremodel.evaluation.metrics import information_coefficient
-from scoremodel.evaluation.metrics import permutation_ic
-from scoremodel.evaluation.metrics import sharpe
-from scoremodel.evaluation.metrics import sharpe_difference
-from scoremodel.evaluation.metrics import strategy_metrics
-from scoremodel.evaluation.simulate import SimResult
+from evaluation.density_diagnostics import beats
+from evaluation.density_diagnostics import flag_diagnostics
+from evaluation.folds import Fold
+from evaluation.forecast_quality import forecast_scores
+from evaluation.metrics import deflated_sharpe
+from evaluation.metrics import information_coefficient
+from evaluation.metrics import permutation_ic
+from evaluation.metrics import sharpe
+from evaluation.metrics import sharpe_difference
+from evaluation.metrics import strategy_metrics
+from evaluation.simulate import SimResult
 from scoremodel.inference import QUANTILE_LEVELS
 from scoremodel.inference import ScoreModel
 
@@ -80,6 +80,7 @@ def chain(results: list[SimResult]) -> SimResult:
         joined["traded"],
         joined["pnl"],
         np.concatenate([r.target for r in results]),
+        [d for r in results for d in r.decisions],
     )
 
 

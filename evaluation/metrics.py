@@ -1,7 +1,7 @@
 """Performance and signal metrics with their uncertainty.
 
 Annualisation: markets trade 24/7, so a per-bar statistic is annualised with N = bars per
-year = 365.25 x 86,400 s / bar length (as ``strategies.sizing.bars_per_year``), Sharpe
+year = 365.25 x 86,400 s / bar length (as ``policy.sizing.bars_per_year``), Sharpe
 SR = mean(r) / std(r) sqrt(N) on per-bar net returns r. (Nautilus's report resamples to days
 and uses sqrt(365); the two agree when bar returns are serially uncorrelated.)
 """

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 import msgspec
 import pandas as pd
@@ -36,19 +37,29 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Money
 from nautilus_trader.persistence.wranglers import QuoteTickDataWrangler
 
+from catalogs.bars import format_interval
 from catalogs.bars import interval_of_bar_type
 from catalogs.bars import validate_bars
 from catalogs.catalog import bars_to_frame
+from catalogs.catalog import describe_bar_types
+from catalogs.catalog import list_bar_types
 from catalogs.catalog import load_instrument
 from catalogs.catalog import open_catalog
 from catalogs.catalog import read_bars_frame
+from cli_errors import UserError
+from runtime.run_config import BacktestSettings
+from runtime.run_config import RunConfig
+from runtime.run_config import default_strategy_fields
+from scoremodel.checkpoint import CheckpointError
 from scoremodel.inference import ScoreModel
+from strategies.model_loading import ModelMismatchError
 from strategies.model_loading import load_model_for
-from strategies.run_config import RunConfig
 from strategies.score_matching import ScoreMatchingStrategy
 
+MIN_WINDOW_BARS = 2  # the next-open quotes pair each bar with the one after it
 
-class BacktestInputError(ValueError):
+
+class BacktestInputError(UserError, ValueError):
     """The backtest cannot run on these inputs (catalog, dates, bars)."""
 
 
@@ -64,6 +75,73 @@ class BacktestOutcome:
     wall_seconds: float
 
 
+def check_inputs(run: RunConfig) -> None:
+    """The catalog holds the strategy's bars and the model loads for the strategy.
+
+    Reads only. Raises one :class:`BacktestInputError` that says what is wrong and which
+    command creates the missing input (run_backtest.py calls it before anything else).
+    """
+    catalog = Path(run.backtest.catalog)
+    bar_type = str(run.strategy.bar_type)
+    if not catalog.is_dir():
+        what = "is not a directory" if catalog.exists() else "does not exist"
+        raise BacktestInputError(
+            f"catalog {catalog} {what}; import bars into it with `{import_command(run)}` (or "
+            f"`python -m catalogs fetch`), or give the right --catalog / backtest.catalog"
+            f"{_default_hint(catalog, BacktestSettings().catalog)}"
+        )
+    stored = list_bar_types(catalog)
+    if bar_type not in stored:
+        raise BacktestInputError(
+            f"catalog {catalog} holds no {bar_type} bars (it holds: "
+            f"{', '.join(stored) or 'no bars'}); import them with `{import_command(run)}`, or "
+            "choose a stored bar type with --bar-type / strategy.bar_type"
+        )
+    model_dir = Path(run.strategy.model_path)
+    train = f"python -m scoremodel train --catalog {catalog} --bar-type {bar_type} --out"
+    if not model_dir.is_dir():
+        what = "is not a directory" if model_dir.exists() else "does not exist"
+        raise BacktestInputError(
+            f"model directory {model_dir} {what}; train one with `{train} {model_dir}`, or give "
+            "the right --model / strategy.model_path"
+            f"{_default_hint(model_dir, default_strategy_fields()['model_path'])}"
+        )
+    try:
+        load_model_for(run.strategy)
+    except ModelMismatchError as error:
+        raise BacktestInputError(
+            f"model {model_dir} does not fit this run: {error}. Nothing was changed; to train "
+            f"a model for these bars run `{train} NEW_MODEL_DIR` and pass it with --model"
+        ) from error
+    except CheckpointError as error:
+        raise BacktestInputError(
+            f"model {model_dir} cannot be used: {error}. Nothing was changed; to replace it "
+            f"with a model trained on these bars run `{train} {model_dir} --overwrite`"
+        ) from error
+    report_dir = Path(run.backtest.report_dir)
+    if report_dir.exists() and not report_dir.is_dir():
+        raise BacktestInputError(
+            f"report directory {report_dir} is a file; give another --report-dir / "
+            "backtest.report_dir"
+        )
+
+
+def import_command(run: RunConfig) -> str:
+    """The ``python -m catalogs import-csv`` line that adds the strategy's bars to the catalog."""
+    symbol = run.strategy.instrument_id.symbol.value.split("-")[0]
+    interval = format_interval(interval_of_bar_type(run.strategy.bar_type))
+    return (
+        f"python -m catalogs import-csv FILE.csv --symbol {symbol} --interval {interval} "
+        f"--catalog {run.backtest.catalog}"
+    )
+
+
+def _default_hint(path: Path, default: str) -> str:
+    if path != Path(default):
+        return ""
+    return f" (`python run_backtest.py` with no arguments builds the embedded default in {path})"
+
+
 def run_backtest(run: RunConfig) -> BacktestOutcome:
     """Check inputs, build the engine, run it; the engine is kept for reports (dispose it)."""
     settings, config = run.backtest, run.strategy
@@ -71,6 +149,14 @@ def run_backtest(run: RunConfig) -> BacktestOutcome:
     start, end = backtest_window(run, model)
     bar_type = str(config.bar_type)
     frame = read_bars_frame(settings.catalog, bar_type, start=start, end=end)
+    if len(frame) < MIN_WINDOW_BARS:
+        stored = next(s for s in describe_bar_types(settings.catalog) if s.bar_type == bar_type)
+        raise BacktestInputError(
+            f"the backtest window {start or 'first bar'} .. {end or 'last bar'} holds "
+            f"{len(frame)} {bar_type} bar(s) in {settings.catalog}, at least "
+            f"{MIN_WINDOW_BARS} are needed; the catalog holds {stored.first} .. {stored.last}: "
+            "widen --start/--end"
+        )
     validate_bars(frame, interval_of_bar_type(bar_type), gap_policy="report")
     catalog = open_catalog(settings.catalog)
     bars: list[Bar] = catalog.bars([bar_type], start=frame.index[0], end=frame.index[-1])

@@ -10,9 +10,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from scoremodel.evaluation.forecast_quality import gaussian_quantiles
-from scoremodel.evaluation.forecast_quality import pit_from_quantiles
-from scoremodel.evaluation.summary import FoldRun
+from evaluation.forecast_quality import gaussian_quantiles
+from evaluation.forecast_quality import pit_from_quantiles
+from evaluation.summary import FoldRun
 from scoremodel.inference import QUANTILE_LEVELS
 
 EQUITY_LINES = {
@@ -26,8 +26,34 @@ EQUITY_LINES = {
 }
 
 
+def figure_captions(results: dict) -> dict[str, str]:
+    """One caption per figure: printed under it in the PNG and under its image in report.md.
+
+    Strategy figures state the annualisation, fee and funding treatment; the others say that
+    none applies (they measure the signal and forecasts, not trading).
+    """
+    taker_fee = results["config"]["execution"]["taker_fee"]
+    costs = (
+        f"net of the {taker_fee:.3%} taker fee on every position change (decision at a "
+        "bar's close, fill at the next bar's open); funding not simulated"
+    )
+    annualisation = (
+        f"Sharpe: {results['annualisation']}, N = {results['bars_per_year']:,.0f} bars per year"
+    )
+    no_trading = "no trading, so no fees, funding or annualisation apply"
+    return {
+        "equity_folds.png": f"Equity per test window (start = 1), {costs}. {annualisation}.",
+        "ic_folds.png": f"Spearman IC vs the h-bar forward return; {no_trading}.",
+        "pit.png": f"PIT of the h-bar forward log return; {no_trading}.",
+        "calibration.png": f"Reliability of P(up) and interval coverage; {no_trading}.",
+        "ks_features.png": f"Generated vs held-out market states; {no_trading}.",
+        "density_filter.png": f"Bars flagged by each filter; the unfiltered strategy's "
+        f"next-bar return is {costs}.",
+    }
+
+
 def write_plots(directory: Path, results: dict, runs: list[FoldRun], scenarios: dict) -> list[str]:
-    """Write every figure; returns the file names."""
+    """Write every figure, each with its caption underneath; returns the file names."""
     figures = {
         "equity_folds.png": lambda: _equity(runs),
         "ic_folds.png": lambda: _ic(results),
@@ -36,9 +62,11 @@ def write_plots(directory: Path, results: dict, runs: list[FoldRun], scenarios: 
         "ks_features.png": lambda: _ks(scenarios["summary"]["states"]),
         "density_filter.png": lambda: _density(results),
     }
+    captions = figure_captions(results)
     for name, draw in figures.items():
         fig = draw()
-        fig.tight_layout()
+        fig.text(0.01, 0.01, captions[name], fontsize=7, va="bottom", wrap=True)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
         fig.savefig(directory / name, dpi=100)
         plt.close(fig)
     return list(figures)

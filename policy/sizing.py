@@ -5,20 +5,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-SECONDS_PER_YEAR = 365.25 * 24 * 3600  # crypto trades 24/7
-
-
-def bars_per_year(bar_seconds: float) -> float:
-    """Bars in a year of continuous trading: the annualisation factor for this bar frequency."""
-    return SECONDS_PER_YEAR / bar_seconds
-
 
 @dataclass(frozen=True)
 class SizingRules:
-    target_annual_vol: float = 0.30  # of equity
-    max_leverage: float = 2.0  # |notional| <= max_leverage * equity
-    max_notional: float | None = None  # quote currency
-    no_trade_band: float = 0.05  # skip changes smaller than this fraction of equity
+    """Volatility target and caps (defaults: :class:`policy.settings.PolicySettings`)."""
+
+    target_annual_vol: float  # of equity
+    max_leverage: float  # |notional| <= max_leverage * equity
+    max_notional: float | None  # quote currency; None: no cap
+    no_trade_band: float  # skip changes smaller than this fraction of equity
 
     def __post_init__(self) -> None:
         if self.target_annual_vol <= 0 or self.max_leverage <= 0:
@@ -39,6 +34,15 @@ class LotRules:
     max_qty: float = math.inf
 
 
+def leverage_cap(bar_volatility: float, annualisation: float, rules: SizingRules) -> float:
+    """min(sigma* / (sigma_bar sqrt(N)), L_max): the volatility target's leverage, capped;
+    a flat market (sigma_bar = 0) gets L_max."""
+    annual_volatility = bar_volatility * math.sqrt(annualisation)
+    if annual_volatility <= 0.0:
+        return rules.max_leverage
+    return min(rules.target_annual_vol / annual_volatility, rules.max_leverage)
+
+
 def target_notional(
     direction: int,
     scale: float,
@@ -55,11 +59,7 @@ def target_notional(
     """
     if direction == 0 or scale <= 0.0 or equity <= 0.0:
         return 0.0
-    annual_volatility = bar_volatility * math.sqrt(annualisation)
-    if annual_volatility <= 0.0:
-        leverage = rules.max_leverage  # a flat market: the caps decide
-    else:
-        leverage = min(rules.target_annual_vol / annual_volatility, rules.max_leverage)
+    leverage = leverage_cap(bar_volatility, annualisation, rules)
     notional = equity * leverage * min(scale, 1.0)
     if rules.max_notional is not None:
         notional = min(notional, rules.max_notional)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from scoremodel.evaluation.plots import write_plots
-from scoremodel.evaluation.summary import BASELINES
-from scoremodel.evaluation.summary import FILTER_VARIANTS
-from scoremodel.evaluation.summary import MODEL
-from scoremodel.evaluation.summary import FoldRun
+from evaluation.plots import figure_captions
+from evaluation.plots import write_plots
+from evaluation.summary import BASELINES
+from evaluation.summary import FILTER_VARIANTS
+from evaluation.summary import MODEL
+from evaluation.summary import FoldRun
 from scoremodel.training import TrainConfig
 
 CLAIMED_SHARPE = (0.8, 1.5)  # the chapter's promise
@@ -223,11 +224,17 @@ def markdown(results: dict, figures: list[str]) -> str:
         *_scenario_tables(results["scenarios"]),
         "## Figures",
         "",
-        *(f"![{name}]({name})" for name in figures),
-        "",
+        *_figures(results, figures),
         *_definitions(),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _figures(results: dict, figures: list[str]) -> list[str]:
+    captions = figure_captions(results)
+    return [
+        line for name in figures for line in (f"![{name}]({name})", "", f"*{captions[name]}*", "")
+    ]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -240,7 +247,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _setup(results: dict) -> list[str]:
-    cfg, train, sim = results["config"], results["config"]["train"], results["config"]["sim"]
+    cfg, train = results["config"], results["config"]["train"]
+    sim, execution = cfg["policy"], cfg["execution"]
     rows = [
         [
             str(f["fold"]),
@@ -262,17 +270,21 @@ def _setup(results: dict) -> list[str]:
         f"at most {train['max_epochs']} epochs (patience {train['patience']}; `train` uses "
         f"{TrainConfig().max_epochs}), batch {train['batch_size']}, lr {train['learning_rate']}, "
         f"EMA {train['ema_decay']}, seed {train['seed']}.",
-        f"- Trading rules as the strategy's defaults: density filter at the "
-        f"{cfg['density_percentile']:g}th training percentile, min confidence "
+        f"- Trading rules: the strategy's policy ({results.get('policy_source', 'defaults')}): "
+        f"density filter at the {sim['density_percentile']:g}th training percentile, "
+        "min confidence "
         f"{sim['min_confidence']}, {sim['consistency_bars']} consistent bars, target volatility "
         f"{sim['target_annual_vol']:.0%}, max leverage {sim['max_leverage']}, no-trade band "
         f"{sim['no_trade_band']:.0%}, drawdown ladder {sim['reduce_drawdown']:.0%} -> halt at "
-        f"{sim['max_drawdown']:.0%}, daily loss stop {sim['daily_loss_limit']:.0%}; decisions on "
-        f"a bar's close fill at the next bar's open; taker fee {sim['taker_fee']:.3%} on every "
-        "position change; each test window starts flat with equity 1 and ends flat.",
-        "- Simplifications vs the Nautilus backtest: no partial fills, no slippage, no lot "
-        "rounding / minimum notional, no max_notional cap, no funding (on the demo's held-out "
-        "window the simulator reproduces the backtest's trades and final equity to ~0.02 %).",
+        f"{sim['max_drawdown']:.0%}, daily loss stop {sim['daily_loss_limit']:.0%}, max notional "
+        f"{sim['max_notional'] or 'none'}, resume after halt {sim['resume_after_halt']} "
+        f"(cooldown {sim['halt_cooldown_hours']:g} h); decisions on a bar's close fill at the "
+        f"next bar's open; taker fee {execution['taker_fee']:.3%} on every position change; each "
+        f"test window starts flat with {execution['starting_balance']:,.0f} USDT and ends flat. "
+        "Every decision is made by `policy.decision.Policy`, the code the strategy runs.",
+        "- Simplifications vs the Nautilus backtest: no partial fills, no slippage or latency, "
+        "no funding (tests/test_evaluation_vs_backtest.py checks that the simulator makes the "
+        "backtest's decisions and lands within 0.1 % of its final equity on the demo's window).",
         '- "A beats B" (fixed in advance): the pooled net Sharpe difference A - B has a 95 % '
         "paired block-bootstrap interval above 0; filters are compared as the model strategy "
         "with each filter. Everything else is reported, not used to pick.",
@@ -454,9 +466,14 @@ def _definitions() -> list[str]:
     return [
         "## Definitions",
         "",
-        "- Sharpe = mean / std of per-bar net returns x sqrt(bars per year); Sortino uses the "
-        "downside deviation sqrt(mean(min(r, 0)^2)); CI from the Mertens (2002) standard error "
-        "sqrt((1 - g3 SR + (g4 - 1)/4 SR^2)/(T - 1)).",
+        "- Sharpe = mean / std of per-bar net returns x sqrt(N), N = bars per 365.25-day year "
+        "(the market trades 24/7); Sortino uses the downside deviation sqrt(mean(min(r, 0)^2)); "
+        "CI from the Mertens (2002) standard error sqrt((1 - g3 SR + (g4 - 1)/4 SR^2)/(T - 1)). "
+        "The backtest report (summary.json, tearsheet.html) compounds bars per UTC day and "
+        "annualises with sqrt(365); the two agree when bar returns are serially uncorrelated.",
+        "- Fees and funding: every net figure pays the taker fee on each position change (filled "
+        'at the next bar\'s open); "before fees" adds it back. Funding is not simulated, here '
+        "or in the Nautilus backtest (whose summary.json estimates it).",
         "- PSR = Phi((SR - 0) sqrt(T - 1) / sqrt(1 - g3 SR + (g4 - 1)/4 SR^2)) (Bailey & Lopez de "
         "Prado 2012); DSR = PSR against SR_0 = sqrt(V[SR_n]) ((1 - gamma) Phi^-1(1 - 1/N) + gamma "
         "Phi^-1(1 - 1/(N e))) over the N strategies of this report (2014).",

@@ -18,10 +18,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from scoremodel.evaluation.metrics import block_bootstrap_indices
-from scoremodel.evaluation.metrics import block_length
-from scoremodel.evaluation.metrics import norm_cdf
-from scoremodel.evaluation.metrics import norm_ppf
+from evaluation.metrics import block_bootstrap_indices
+from evaluation.metrics import block_length
+from evaluation.metrics import norm_cdf
+from evaluation.metrics import norm_ppf
 
 INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
 

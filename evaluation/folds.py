@@ -23,7 +23,13 @@ from typing import Literal
 
 import numpy as np
 
+from cli_errors import UserError
 from scoremodel.features import FeatureSpec
+
+
+class EvaluationInputError(UserError, ValueError):
+    """The bars or settings leave the evaluation nothing sound to do."""
+
 
 Scheme = Literal["expanding", "rolling"]
 
@@ -76,7 +82,7 @@ def walk_forward_folds(
     first_test = min_train_bars + purge
     length = (n_bars - first_test) // n_folds - embargo
     if length < 2:
-        raise ValueError(
+        raise EvaluationInputError(
             f"{n_bars} bars leave no room for {n_folds} test windows after {min_train_bars} "
             f"training bars, a purge of {purge} and an embargo of {embargo}; use more bars, "
             "fewer folds or a shorter first training window"

@@ -1,0 +1,180 @@
+"""Crash-safe, serialised writes to a local ``ParquetDataCatalog`` and damaged-file diagnosis.
+
+Nautilus's ``ParquetDataCatalog.write_data`` writes each Parquet file in place under its final
+name, so a process killed mid-write would leave a truncated file that every later read trips
+over. Here data is written into a *staging catalog*, a hidden directory inside the catalog
+(same filesystem); each finished file is fsynced and moved to its final name with
+``os.replace``, so a file under its final name is always complete. Writers hold an exclusive
+``flock`` on ``<catalog>/.catalogs.lock``: a second writer waits (saying so on stderr after a
+second) until the first one is done; the lock is released when its holder exits or is killed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+from typing import Final
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+from catalogs.errors import CatalogsError
+from catalogs.errors import CatalogWriteError
+from catalogs.errors import DamagedFileError
+
+LOCK_FILE_NAME: Final[str] = ".catalogs.lock"
+STAGING_PREFIX: Final[str] = ".catalogs-staging-"
+WAIT_NOTICE_AFTER_S: Final[float] = 1.0
+_POLL_S: Final[float] = 0.05
+# What pyarrow / Nautilus raise when a Parquet file is truncated or not Parquet at all.
+_READ_ERRORS: Final = (pa.ArrowException, OSError, RuntimeError)
+
+
+def catalog_root(catalog: ParquetDataCatalog) -> Path:
+    """Return the local directory of ``catalog`` (only local catalogs are supported)."""
+    if catalog.fs_protocol != "file":
+        raise ValueError(f"catalogs writes only local catalogs, not {catalog.fs_protocol!r} ones")
+    return Path(catalog.path)
+
+
+# -- Writer lock ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def write_lock(root: Path) -> Iterator[None]:
+    """Hold the exclusive writer lock of the catalog at ``root`` for the ``with`` block.
+
+    Waits as long as another process holds it, saying so on stderr after
+    :data:`WAIT_NOTICE_AFTER_S`. Staging directories left by a killed writer are removed once
+    the lock is held.
+    """
+    lock_path = root / LOCK_FILE_NAME
+    try:
+        handle = open(lock_path, "a+b")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise CatalogWriteError(
+            f"Cannot write to the catalog at {root}: cannot open its lock file {lock_path} "
+            f"({exc.strerror}). Check that the directory is writable"
+        ) from exc
+    with handle:  # closing the file releases the lock
+        _acquire(handle, root)
+        _remove_stale_staging(root)
+        yield
+
+
+def _acquire(handle: BinaryIO, root: Path) -> None:
+    waited_since = time.monotonic()
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() - waited_since >= WAIT_NOTICE_AFTER_S:
+                break
+            time.sleep(_POLL_S)
+    print(
+        f"waiting for another process writing to the catalog at {root} to finish "
+        "(Ctrl-C to stop waiting)",
+        file=sys.stderr,
+        flush=True,
+    )
+    fcntl.flock(handle, fcntl.LOCK_EX)
+
+
+def _remove_stale_staging(root: Path) -> None:
+    for stale in root.glob(STAGING_PREFIX + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+# -- Atomic writes -------------------------------------------------------------------------------
+
+
+def write_data_atomically(catalog: ParquetDataCatalog, data: list) -> None:
+    """Write ``data`` (not empty) like ``catalog.write_data``.
+
+    Each file appears under its final name only once complete (staged, fsynced, renamed).
+    Call it while holding :func:`write_lock`.
+    """
+    root = catalog_root(catalog)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
+    try:
+        staged = ParquetDataCatalog(str(staging), max_rows_per_group=catalog.max_rows_per_group)
+        staged.write_data(data)
+        for file in sorted(staging.rglob("*.parquet")):
+            _publish(file, root / file.relative_to(staging))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(staged: Path, target: Path) -> None:
+    if target.exists():
+        raise FileExistsError(f"refusing to replace the stored catalog file {target}")
+    _fsync(staged)
+    _make_directories(target.parent)
+    os.replace(staged, target)
+    _fsync(target.parent)
+
+
+def _make_directories(directory: Path) -> None:
+    """Create ``directory`` and missing parents, fsyncing each parent that gained an entry."""
+    if directory.is_dir():
+        return
+    _make_directories(directory.parent)
+    directory.mkdir(exist_ok=True)
+    _fsync(directory.parent)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# -- Damaged files -------------------------------------------------------------------------------
+
+
+def damaged_file_error(path: str | Path, cause: BaseException) -> DamagedFileError:
+    """Return the error that names a damaged catalog file and says what to do about it."""
+    reason = str(cause).split(". ")[0].rstrip(".")  # pyarrow adds "Either the file is ..."
+    return DamagedFileError(
+        f"Damaged catalog file {path} (not a complete Parquet file: {reason}); it was probably "
+        "left by an interrupted write. Move it away or delete it, then write that data again "
+        "(the file name gives its time range)"
+    )
+
+
+def check_readable(files: Iterable[str | Path]) -> None:
+    """Raise :class:`DamagedFileError` for the first file whose Parquet footer cannot be read."""
+    for file in files:
+        try:
+            pq.read_metadata(file)
+        except _READ_ERRORS as exc:
+            raise damaged_file_error(file, exc) from exc
+
+
+@contextmanager
+def naming_damaged_files(directory: str | Path) -> Iterator[None]:
+    """Turn a read failure caused by a damaged Parquet file under ``directory`` into one naming it.
+
+    Nautilus and pyarrow report a truncated file without its name; on such a failure every
+    Parquet file under ``directory`` is checked. Failures with no damaged file are re-raised.
+    """
+    try:
+        yield
+    except CatalogsError:
+        raise
+    except _READ_ERRORS:
+        check_readable(sorted(Path(directory).rglob("*.parquet")))
+        raise

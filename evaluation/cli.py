@@ -1,0 +1,164 @@
+"""``python -m evaluation``: walk-forward out-of-sample evaluation of the policy you trade.
+
+Reads the run configuration that run_backtest.py and run_live.py read (``--config``), so the
+policy evaluated is the policy traded; without one, the defaults. Bars come from that
+configuration's catalog and bar type, from ``--catalog``/``--bar-type``, or from any OHLCV CSV
+(``--csv``). A mistake ends with one ``error:`` line and exit status 2 (``--debug``: traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from cli_errors import add_debug_flag
+from cli_errors import non_negative_int
+from cli_errors import open_fraction
+from cli_errors import positive_int
+from cli_errors import run_cli
+from evaluation.folds import EvaluationInputError
+from evaluation.report import verdict
+from evaluation.report import write_report
+from evaluation.simulate import Execution
+from evaluation.walk_forward import EVAL_TRAINING
+from evaluation.walk_forward import EvaluationConfig
+from evaluation.walk_forward import evaluate
+from policy.settings import PolicySettings
+
+DEFAULT_REPORT_DIR = "reports/evaluation"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the evaluation; returns its exit status (2 for a user error)."""
+    args = _parser().parse_args(argv)
+    return run_cli(lambda: _evaluate(args), args.debug)
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = EvaluationConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluation",
+        description="Train one model per walk-forward fold on past bars only, trade the next "
+        "window with the run configuration's policy and costs, compare with baselines and "
+        "controls; write report.md, evaluation.json and PNGs.",
+    )
+    parser.add_argument(
+        "--config", help="run configuration YAML (the file run_backtest.py and run_live.py read)"
+    )
+    parser.add_argument("--catalog", help="ParquetDataCatalog directory (default: the config's)")
+    parser.add_argument("--bar-type", help="bar type in the catalog (default: the config's)")
+    parser.add_argument("--csv", help="evaluate bars from this OHLCV CSV instead of a catalog")
+    parser.add_argument("--interval", default="1min", help="bar interval of --csv (1min)")
+    parser.add_argument("--start", help="first bar (ISO time, UTC)")
+    parser.add_argument("--end", help="last bar (ISO time, UTC)")
+    parser.add_argument("--out", default=DEFAULT_REPORT_DIR, help="default: %(default)s")
+    parser.add_argument("--folds", type=positive_int, default=defaults.n_folds)
+    parser.add_argument("--scheme", choices=("expanding", "rolling"), default=defaults.scheme)
+    parser.add_argument(
+        "--min-train-fraction",
+        type=open_fraction,
+        default=defaults.min_train_fraction,
+        help="first training window as a share of the bars (%(default)s)",
+    )
+    parser.add_argument("--train-bars", type=positive_int, help="rolling window length, bars")
+    parser.add_argument("--horizon", type=positive_int, default=defaults.horizon, help="h, bars")
+    parser.add_argument("--epochs", type=positive_int, default=EVAL_TRAINING.max_epochs)
+    parser.add_argument("--hidden", type=positive_int, default=EVAL_TRAINING.hidden)
+    parser.add_argument("--blocks", type=positive_int, default=EVAL_TRAINING.n_blocks)
+    parser.add_argument("--seed", type=non_negative_int, default=EVAL_TRAINING.seed)
+    parser.add_argument("--threads", type=positive_int, help="torch threads (default: torch's)")
+    parser.add_argument("--random-draws", type=positive_int, default=defaults.random_draws)
+    parser.add_argument("--bootstrap", type=positive_int, default=defaults.n_boot)
+    parser.add_argument("--scenario-samples", type=positive_int, default=defaults.scenario_samples)
+    parser.add_argument("--pc-steps", type=positive_int, default=defaults.pc_steps)
+    add_debug_flag(parser)
+    return parser
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from runtime.run_config import load_run_config  # reads the strategy's config class
+
+    run = load_run_config(args.config)
+    bars, source = _csv_bars(args) if args.csv else _catalog_bars(args, run)
+    config = evaluation_config(args, run)
+    results, runs, scenarios = evaluate(bars, source, config)
+    results["policy_source"] = args.config or "the defaults (no --config)"
+    directory = write_report(args.out, results, runs, scenarios)
+    print("\n".join(f"- {line}" for line in verdict(results)))
+    print(f"report: {(directory / 'report.md').resolve()} ({results['seconds']:.0f} s)")
+    return 0
+
+
+def evaluation_config(args: argparse.Namespace, run) -> EvaluationConfig:
+    """The evaluation's settings: the run configuration's policy and account, the options'
+    folds and training budget."""
+    train = replace(
+        EVAL_TRAINING,
+        max_epochs=args.epochs,
+        hidden=args.hidden,
+        n_blocks=args.blocks,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    execution = Execution(starting_balance=float(run.backtest.starting_balance))
+    return replace(
+        EvaluationConfig(),
+        n_folds=args.folds,
+        scheme=args.scheme,
+        min_train_fraction=args.min_train_fraction,
+        train_bars=args.train_bars,
+        horizon=args.horizon,
+        train=train,
+        policy=PolicySettings.from_fields(run.strategy),
+        execution=execution,
+        random_draws=args.random_draws,
+        n_boot=args.bootstrap,
+        scenario_samples=args.scenario_samples,
+        pc_steps=args.pc_steps,
+    )
+
+
+def _csv_bars(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
+    from catalogs.bars import validate_bars
+    from catalogs.csv_import import read_ohlcv_csv
+
+    bars, report = validate_bars(read_ohlcv_csv(args.csv, interval=args.interval), args.interval)
+    if report.gaps:
+        print(
+            f"warning: {report.missing_bars} bars missing in {len(report.gaps)} gaps; "
+            "features straddle them"
+        )
+    bars = bars.loc[args.start : args.end] if args.start or args.end else bars
+    return bars, f"{Path(args.csv).name} ({args.interval})"
+
+
+def _catalog_bars(args: argparse.Namespace, run) -> tuple[pd.DataFrame, str]:
+    from catalogs.catalog import list_bar_types
+    from catalogs.catalog import read_bars_frame
+    from catalogs.errors import BarTypeNotFoundError
+    from catalogs.errors import CatalogNotFoundError
+    from runtime.embedded_default import DEFAULT_BAR_TYPE
+    from runtime.embedded_default import DEFAULT_CATALOG
+    from runtime.embedded_default import prepare_default_catalog
+
+    catalog = Path(args.catalog or run.backtest.catalog)
+    bar_type = args.bar_type or str(run.strategy.bar_type)
+    if catalog == Path(DEFAULT_CATALOG) and bar_type == DEFAULT_BAR_TYPE:
+        prepare_default_catalog()  # the embedded default, at its own path only
+    elif not catalog.is_dir():
+        raise CatalogNotFoundError(
+            f"catalog {catalog} does not exist; give --catalog, a --config whose "
+            "backtest.catalog exists, or --csv FILE"
+        )
+    elif bar_type not in list_bar_types(catalog):
+        raise BarTypeNotFoundError(
+            f"no {bar_type} bars in the catalog {catalog}; import them with `python -m catalogs "
+            "import-csv FILE --interval 1min --catalog ...`, or pass --bar-type / --csv FILE"
+        )
+    bars = read_bars_frame(catalog, bar_type, start=args.start, end=args.end)
+    if len(bars) == 0:
+        raise EvaluationInputError(f"no {bar_type} bars in {catalog} between the given dates")
+    return bars, bar_type

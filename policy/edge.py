@@ -1,0 +1,59 @@
+"""Trade only an edge that beats its costs: entry, hysteresis and fractional-Kelly size.
+
+The model's view is a predictive distribution of the forward log return r over the next h
+bars. With c the round-trip cost (:class:`policy.costs.Costs`):
+
+- enter long when E[r] >= (1 + m) c and P(r > c) >= p_min (short: E[r] <= -(1 + m) c and
+  P(r < -c) >= p_min), m the ``edge_margin``;
+- hold a position for the horizon unless the forecast crosses the cost band the other way,
+  s E[r] < -c / 2 (staying is then expected to lose more than leaving costs); after h bars keep
+  it only while s E[r] > 0 (s the position's side) — hysteresis: no churn around the band;
+- size by edge over variance, fractional Kelly: L = k (|E[r]| - c) / Var[r], k the
+  ``kelly_fraction``, then capped by the volatility target, the leverage and the notional caps
+  (:func:`policy.sizing.target_notional`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from policy.costs import Costs
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastView:
+    """The predictive distribution of the h-bar forward log return, summarised."""
+
+    mean: float  # E[r | context]
+    std: float  # sqrt(Var[r | context])
+    p_above_cost: float  # P(r > c)
+    p_below_cost: float  # P(r < -c)
+
+
+def entry_side(view: ForecastView, costs: Costs, edge_margin: float, min_probability: float) -> int:
+    """+1 / -1 when a long / short edge beats the round-trip cost by the margin, else 0."""
+    band = (1.0 + edge_margin) * costs.round_trip
+    if view.mean >= band and view.p_above_cost >= min_probability:
+        return 1
+    if view.mean <= -band and view.p_below_cost >= min_probability:
+        return -1
+    return 0
+
+
+def keeps_position(
+    side: int, bars_held: int, horizon: int, view: ForecastView, costs: Costs
+) -> bool:
+    """Whether a position on ``side`` held for ``bars_held`` bars is kept without a new entry."""
+    expected = side * view.mean
+    if bars_held < horizon:
+        return expected >= -costs.per_side
+    return expected > 0.0
+
+
+def kelly_leverage(view: ForecastView, costs: Costs, kelly_fraction: float) -> float:
+    """L = k (|E[r]| - c) / Var[r]: fractional Kelly on the edge net of the round-trip cost."""
+    variance = view.std * view.std
+    edge = abs(view.mean) - costs.round_trip
+    if edge <= 0.0 or variance <= 0.0:
+        return 0.0
+    return kelly_fraction * edge / variance

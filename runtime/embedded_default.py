@@ -1,0 +1,83 @@
+"""The embedded default: a synthetic catalog and a model trained on it, made on first use.
+
+It lives at its own paths only, the defaults of the run configuration: the catalog
+``var/catalog`` and the model ``var/models/default``, for 1-hour BTCUSDT bars. run_backtest.py
+prepares it only when the user names no input of their own (no ``--config``, ``--catalog`` or
+``--model``); it never generates bars into, or trains into, a path the user gave.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from catalogs.bars import interval_of_bar_type
+from catalogs.catalog import list_bar_types
+from catalogs.catalog import read_bars_frame
+from catalogs.catalog import write_bars
+from catalogs.instruments import make_perpetual
+from catalogs.synthetic import generate_bars
+from runtime.run_config import BacktestSettings
+from runtime.run_config import RunConfig
+from runtime.run_config import default_strategy_fields
+from scoremodel.checkpoint import usable_checkpoint
+from scoremodel.features import DEFAULT_SPEC
+from scoremodel.pipeline import FitConfig
+from scoremodel.pipeline import fit_model
+from scoremodel.pipeline import save_model
+
+DEFAULT_BARS = 30_000  # 1-hour bars: ~3.4 years; the last ~15% is the held-out backtest
+DEFAULT_SEED = 7
+DEFAULT_CATALOG = BacktestSettings().catalog
+DEFAULT_MODEL = default_strategy_fields()["model_path"]
+DEFAULT_BAR_TYPE = default_strategy_fields()["bar_type"]
+DEFAULT_INSTRUMENT = default_strategy_fields()["instrument_id"]
+
+
+def is_embedded_default(run: RunConfig) -> bool:
+    """True if ``run`` reads exactly the embedded default's catalog, bar type and model."""
+    return (
+        Path(run.backtest.catalog) == Path(DEFAULT_CATALOG)
+        and Path(run.strategy.model_path) == Path(DEFAULT_MODEL)
+        and str(run.strategy.bar_type) == DEFAULT_BAR_TYPE
+        and str(run.strategy.instrument_id) == DEFAULT_INSTRUMENT
+    )
+
+
+def prepare_default_catalog(bars: int = DEFAULT_BARS, seed: int = DEFAULT_SEED) -> Path:
+    """The embedded default's synthetic catalog at its own path, built if missing."""
+    catalog = Path(DEFAULT_CATALOG)
+    if not catalog.exists() or DEFAULT_BAR_TYPE not in list_bar_types(catalog):
+        interval = interval_of_bar_type(DEFAULT_BAR_TYPE)
+        print(f"building the synthetic catalog: {bars:,} bars of {DEFAULT_BAR_TYPE} (seed {seed})")
+        frame = generate_bars(bars, interval=interval, seed=seed)
+        write_bars(catalog, frame, make_perpetual(DEFAULT_INSTRUMENT.split("-")[0]), interval)
+    return catalog
+
+
+def prepare_default_inputs(
+    run: RunConfig, bars: int = DEFAULT_BARS, seed: int = DEFAULT_SEED
+) -> None:
+    """Create whatever of the default catalog and model is missing (idempotent).
+
+    Refuses (ValueError, a bug in the caller) a ``run`` that points anywhere else, so a user's
+    catalog or model can never receive synthetic bars or a freshly trained model.
+    """
+    if not is_embedded_default(run):
+        raise ValueError(
+            f"prepare_default_inputs writes only to {DEFAULT_CATALOG} and {DEFAULT_MODEL} "
+            f"({DEFAULT_BAR_TYPE}); this run reads {run.backtest.catalog} and "
+            f"{run.strategy.model_path} ({run.strategy.bar_type})"
+        )
+    catalog = prepare_default_catalog(bars, seed)
+    model_dir = Path(DEFAULT_MODEL)
+    problem = usable_checkpoint(model_dir, DEFAULT_SPEC)
+    if problem is None:
+        return
+    if model_dir.exists():
+        print(
+            f"the embedded default's own model {model_dir} cannot be used ({problem}); "
+            "retraining it there"
+        )
+    print(f"training a model on {DEFAULT_BAR_TYPE} -> {model_dir} (once; later runs reuse it)")
+    frame = read_bars_frame(catalog, DEFAULT_BAR_TYPE)
+    save_model(fit_model(frame, DEFAULT_BAR_TYPE, FitConfig()), model_dir, overwrite=True)

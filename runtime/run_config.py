@@ -1,0 +1,504 @@
+"""The run configuration file shared by run_backtest.py and run_live.py (YAML).
+
+One file describes the strategy once; ``backtest:`` and ``live:`` hold what differs between
+the two ways of running it::
+
+    strategy:                      # ScoreMatchingConfig fields
+      instrument_id: BTCUSDT-LINEAR.BYBIT
+      bar_type: BTCUSDT-LINEAR.BYBIT-1-HOUR-LAST-EXTERNAL
+      model_path: var/models/default
+      signal_mode: score
+    backtest:                      # BacktestSettings fields
+      catalog: var/catalog
+    live:                          # LiveSettings fields (run_live.py)
+      mode: sandbox
+
+Every value is checked at load against the rule of its field (:data:`STRATEGY_RULES` for the
+strategy, the ``rule`` next to each settings field): its type, its range or its allowed values.
+Unknown keys are errors (a typo must not silently fall back to a default). A bad value is one
+:class:`ConfigError` line naming the file, ``section.field``, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import re
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pandas as pd
+import yaml
+from nautilus_trader.model.data import BarType
+from nautilus_trader.model.identifiers import InstrumentId
+
+from cli_errors import UserError
+from scoremodel.inference import SIGNAL_MODES
+from strategies.score_matching import ScoreMatchingConfig
+from strategies.score_matching import validate_config
+
+SECTIONS = ("strategy", "backtest", "live")
+COMMAND_LINE = "command line"  # the source named in errors about command-line overrides
+LIVE_MODES = ("sandbox", "demo", "testnet", "mainnet")  # runtime.live.MODES
+LOG_LEVELS = ("OFF", "TRACE", "DEBUG", "INFO", "WARNING", "ERROR")  # Nautilus LogLevel names
+FILL_AT = ("next_open", "next_close")  # runtime.backtest
+MAX_LATENCY_MS = 3_600_000.0  # an hour; Nautilus holds latency in u64 nanoseconds
+
+
+class ConfigError(UserError, ValueError):
+    """The run configuration file is unreadable or holds invalid values."""
+
+
+class _Rejected(Exception):
+    """A value does not satisfy a rule (the caller words the error)."""
+
+
+# ----- rules: what one field accepts ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Number:
+    """A finite number within optional bounds (``*_open``: the bound itself is excluded).
+
+    Numeric text is accepted too: YAML 1.1 reads ``5.5e-4`` (no dot in the mantissa) as text.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    @property
+    def allowed(self) -> str:
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"a number in {left}{_number(self.low)}, {_number(self.high)}{right}"
+        if self.low is not None:
+            return f"a number {'>' if self.low_open else '>='} {_number(self.low)}"
+        if self.high is not None:
+            return f"a number {'<' if self.high_open else '<='} {_number(self.high)}"
+        return "a number"
+
+    def parse(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise _Rejected
+        try:
+            number = float(value)
+        except ValueError:
+            raise _Rejected from None
+        if not math.isfinite(number):
+            raise _Rejected
+        if self.low is not None and (number < self.low or (self.low_open and number == self.low)):
+            raise _Rejected
+        if self.high is not None and (
+            number > self.high or (self.high_open and number == self.high)
+        ):
+            raise _Rejected
+        return number
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Integer:
+    """A whole number (not a float, not a boolean) of at least ``low``."""
+
+    low: int
+
+    @property
+    def allowed(self) -> str:
+        return f"a whole number >= {self.low}"
+
+    def parse(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < self.low:
+            raise _Rejected
+        return value
+
+
+@dataclass(frozen=True)
+class Flag:
+    """true or false."""
+
+    allowed: str = "true or false"
+
+    def parse(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise _Rejected
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed set of words (``upper``: case-insensitive, stored in upper case)."""
+
+    values: tuple[str, ...]
+    upper: bool = False
+
+    @property
+    def allowed(self) -> str:
+        return f"one of {', '.join(self.values)}"
+
+    def parse(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise _Rejected
+        word = value.upper() if self.upper else value
+        if word not in self.values:
+            raise _Rejected
+        return word
+
+
+@dataclass(frozen=True)
+class Text:
+    """A non-empty string, optionally matching a regular expression."""
+
+    allowed: str = "a non-empty text"
+    pattern: str | None = None
+
+    def parse(self, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise _Rejected
+        if self.pattern is not None and re.fullmatch(self.pattern, value) is None:
+            raise _Rejected
+        return value
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A string that ``parser`` accepts (kept as the string)."""
+
+    parser: Callable[[str], object]
+    allowed: str
+
+    def parse(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise _Rejected
+        try:
+            self.parser(value)
+        except ValueError:
+            raise _Rejected from None
+        return value
+
+
+@dataclass(frozen=True)
+class Timestamp:
+    """An ISO date/time, kept as ISO text (YAML turns an unquoted date into a date object)."""
+
+    allowed: str = "an ISO date/time (UTC) such as 2027-01-01 or 2027-01-01T12:00"
+
+    def parse(self, value: Any) -> str:
+        if isinstance(value, (datetime.date, datetime.datetime)):
+            return value.isoformat()
+        if not isinstance(value, str):
+            raise _Rejected
+        try:
+            pd.Timestamp(value)
+        except ValueError:
+            raise _Rejected from None
+        return value
+
+
+@dataclass(frozen=True)
+class Nullable:
+    """``null`` or what ``rule`` accepts."""
+
+    rule: Any
+
+    @property
+    def allowed(self) -> str:
+        return f"{self.rule.allowed}, or null"
+
+    def parse(self, value: Any) -> Any:
+        return None if value is None else self.rule.parse(value)
+
+
+POSITIVE = Number(low=0, low_open=True)
+NON_NEGATIVE = Number(low=0)
+PROBABILITY = Number(0, 1)
+FRACTION_BELOW_ONE = Number(0, 1, high_open=True)  # [0, 1)
+OPEN_FRACTION = Number(0, 1, low_open=True, high_open=True)  # (0, 1)
+PATH = Text("a non-empty path")
+HTTP_URL = Nullable(Text("an http:// or https:// URL", r"https?://\S+"))
+WS_URL = Nullable(Text("a ws:// or wss:// URL", r"wss?://\S+"))
+TRADER_ID = Text("a trader id NAME-TAG such as SCOREMATCH-001", r"[A-Za-z0-9_.]+-[A-Za-z0-9_.-]+")
+INSTRUMENT_ID = Parsed(InstrumentId.from_str, "an instrument id such as BTCUSDT-LINEAR.BYBIT")
+BAR_TYPE = Parsed(BarType.from_str, "a bar type such as BTCUSDT-LINEAR.BYBIT-1-HOUR-LAST-EXTERNAL")
+
+# ScoreMatchingConfig's own fields (strategies/score_matching.py documents each). The fields it
+# inherits from Nautilus's StrategyConfig (strategy_id, order_id_tag, oms_type...) are checked
+# by msgspec when the struct is parsed.
+STRATEGY_RULES: dict[str, Any] = {
+    "instrument_id": INSTRUMENT_ID,
+    "bar_type": BAR_TYPE,
+    "model_path": PATH,
+    "signal_mode": Choice(SIGNAL_MODES),
+    "density_percentile": Number(0, 100, high_open=True),
+    "min_confidence": FRACTION_BELOW_ONE,
+    "consistency_bars": Integer(1),
+    "hold_when_blocked": Flag(),
+    "target_annual_vol": POSITIVE,
+    "max_leverage": POSITIVE,
+    "max_notional": Nullable(POSITIVE),
+    "no_trade_band": FRACTION_BELOW_ONE,
+    "max_drawdown": OPEN_FRACTION,
+    "reduce_drawdown": OPEN_FRACTION,
+    "daily_loss_limit": OPEN_FRACTION,
+    "resume_after_halt": Flag(),
+    "halt_cooldown_hours": NON_NEGATIVE,
+    "warmup_from_history": Flag(),
+    "history_page_bars": Integer(1),
+    "allow_bar_type_mismatch": Flag(),
+    "publish_diagnostics": Flag(),
+    "record_diagnostics": Flag(),
+    "log_every_bars": Integer(0),
+    "kill_switch_path": Nullable(PATH),
+    "kill_switch_poll_secs": NON_NEGATIVE,
+    "state_path": Nullable(PATH),
+    "subscribe_quotes": Flag(),
+    "close_positions_on_stop": Flag(),
+    "reduce_only_on_stop": Flag(),
+    "reconcile_interval_secs": NON_NEGATIVE,
+}
+
+# (section, lower field, upper field, strictly lower): pairs that must be ordered
+ORDERED_FIELDS = (
+    ("strategy", "reduce_drawdown", "max_drawdown", False),
+    ("backtest", "start", "end", True),
+)
+
+
+def setting(default: Any, rule: Any) -> Any:
+    """A settings field with its default and the rule its configured value must satisfy."""
+    return field(default=default, metadata={"rule": rule})
+
+
+# ----- the settings ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    """How run_backtest.py simulates the venue."""
+
+    catalog: str = setting("var/catalog", PATH)
+    start: str | None = setting(None, Nullable(Timestamp()))  # default: the model's test block
+    end: str | None = setting(None, Nullable(Timestamp()))
+    starting_balance: float = setting(100_000.0, POSITIVE)  # settlement currency (USDT)
+    venue_leverage: float = setting(10.0, POSITIVE)
+    latency_ms: float = setting(250.0, Number(0, MAX_LATENCY_MS))  # decision -> venue
+    fill_at: str = setting("next_open", Choice(FILL_AT))  # see runtime.backtest
+    slippage_probability: float = setting(0.5, PROBABILITY)  # a market order slips one tick
+    seed: int = setting(7, Integer(0))
+    report_dir: str = setting("reports/latest", PATH)
+    tearsheet: bool = setting(True, Flag())
+    log_level: str = setting("WARNING", Choice(LOG_LEVELS, upper=True))
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """How run_live.py connects (see run_live.py --help and runtime/live.py)."""
+
+    mode: str = setting("sandbox", Choice(LIVE_MODES))  # mainnet needs the explicit CLI flag
+    trader_id: str = setting("SCOREMATCH-001", TRADER_ID)
+    starting_balance: float = setting(10_000.0, POSITIVE)  # sandbox: paper balance in USDT
+    venue_leverage: float = setting(10.0, POSITIVE)  # sandbox: paper account leverage
+    sandbox_maker_fee: float | None = setting(0.0002, Nullable(NON_NEGATIVE))  # None: the
+    sandbox_taker_fee: float | None = setting(0.00055, Nullable(NON_NEGATIVE))  # instrument's
+    state_dir: str = setting("var/live-state", PATH)  # risk state files (demo/testnet/mainnet)
+    kill_switch_path: str = setting("var/KILL", PATH)  # `run_live.py kill` creates it
+    kill_switch_poll_secs: float = setting(1.0, NON_NEGATIVE)  # how often the strategy looks
+    base_url_http: str | None = setting(None, HTTP_URL)  # endpoint overrides (a proxy, an
+    base_url_ws_public: str | None = setting(None, WS_URL)  # emulator); /linear is appended
+    base_url_ws_private: str | None = setting(None, WS_URL)
+    base_url_ws_trade: str | None = setting(None, WS_URL)
+    timeout_connection: float = setting(30.0, POSITIVE)  # seconds to connect, load instruments
+    timeout_post_stop: float = setting(5.0, NON_NEGATIVE)  # seconds for on-stop closing fills
+    log_level: str = setting("INFO", Choice(LOG_LEVELS, upper=True))
+    log_directory: str | None = setting(None, Nullable(PATH))  # also write the log here
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    strategy: ScoreMatchingConfig
+    backtest: BacktestSettings = field(default_factory=BacktestSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
+    source: str = "<defaults>"
+
+
+def default_strategy_fields() -> dict[str, Any]:
+    """The embedded default: BTCUSDT perpetual, 1-hour bars, the demo's model directory."""
+    return {
+        "instrument_id": "BTCUSDT-LINEAR.BYBIT",
+        "bar_type": "BTCUSDT-LINEAR.BYBIT-1-HOUR-LAST-EXTERNAL",
+        "model_path": "var/models/default",
+    }
+
+
+# ----- loading --------------------------------------------------------------------------------
+
+
+def load_run_config(path: str | Path | None = None, **strategy_overrides: Any) -> RunConfig:
+    """Read a run configuration file (or the defaults), apply overrides, validate everything.
+
+    ``strategy_overrides`` (None values are ignored) replace strategy fields; errors in them
+    name the command line as their source. An overriding ``bar_type`` without an
+    ``instrument_id`` also sets the instrument (a bar type names its instrument).
+    """
+    raw, source = _read_file(path) if path is not None else ({}, "<defaults>")
+    overrides = {k: v for k, v in strategy_overrides.items() if v is not None}
+    overrides = _checked(STRATEGY_RULES, overrides, COMMAND_LINE, "strategy")
+    if "bar_type" in overrides and "instrument_id" not in overrides:
+        overrides["instrument_id"] = str(BarType.from_str(overrides["bar_type"]).instrument_id)
+    strategy = _checked(STRATEGY_RULES, _section(raw, "strategy", source), source, "strategy")
+    return RunConfig(
+        strategy=parse_strategy_config(
+            {**default_strategy_fields(), **strategy, **overrides}, source
+        ),
+        backtest=_settings(BacktestSettings, _section(raw, "backtest", source), source, "backtest"),
+        live=_settings(LiveSettings, _section(raw, "live", source), source, "live"),
+        source=source,
+    )
+
+
+def with_backtest_overrides(run: RunConfig, source: str = COMMAND_LINE, **values: Any) -> RunConfig:
+    """``run`` with these backtest settings replaced (None values ignored), validated."""
+    given = {k: v for k, v in values.items() if v is not None}
+    _reject_unknown(given, _settings_rules(BacktestSettings), source, "backtest")
+    merged = {**dataclasses.asdict(run.backtest), **given}
+    backtest = _settings(BacktestSettings, merged, source, "backtest")
+    return dataclasses.replace(run, backtest=backtest)
+
+
+def parse_strategy_config(fields: dict[str, Any], source: str = "<config>") -> ScoreMatchingConfig:
+    """ScoreMatchingConfig from plain values, with errors that name the field."""
+    allowed = set(ScoreMatchingConfig.__struct_fields__)
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown strategy fields {sorted(unknown)}; valid fields: {sorted(allowed)}"
+        )
+    checked = _checked(STRATEGY_RULES, fields, source, "strategy")
+    try:
+        config = ScoreMatchingConfig.parse(msgspec.json.encode(checked))
+    except (msgspec.ValidationError, ValueError, TypeError) as error:
+        raise ConfigError(f"{source}: invalid strategy config: {error}") from error
+    _check_order(config, source, "strategy")
+    try:
+        validate_config(config)
+    except ValueError as error:
+        raise ConfigError(f"{source}: invalid strategy config: {error}") from error
+    return config
+
+
+def _read_file(path: str | Path) -> tuple[dict[str, Any], str]:
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory; give the YAML file inside it")
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {path} does not exist; check the path (configs/default.yaml is a "
+            "complete example)"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not a UTF-8 text file; give a YAML file") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path} must hold a mapping with strategy/backtest/live sections, "
+            f"not a {type(raw).__name__}"
+        )
+    unknown = set(raw) - set(SECTIONS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown sections {sorted(map(str, unknown))}; use {', '.join(SECTIONS)}"
+        )
+    return raw, str(path)
+
+
+def _section(raw: Mapping[str, Any], name: str, source: str) -> dict[str, Any]:
+    values = raw.get(name)
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"{source}: section '{name}' must be a mapping of field: value, "
+            f"not a {type(values).__name__}"
+        )
+    return values
+
+
+def _checked(
+    rules: Mapping[str, Any], values: Mapping[str, Any], source: str, section: str
+) -> dict[str, Any]:
+    """``values`` with each ruled field parsed by its rule; other fields pass unchanged."""
+    checked = dict(values)
+    for name, value in values.items():
+        rule = rules.get(name)
+        if rule is None:
+            continue
+        try:
+            checked[name] = rule.parse(value)
+        except _Rejected:
+            raise ConfigError(
+                f"{source}: {section}.{name} = {value!r} is invalid; expected {rule.allowed}"
+            ) from None
+    return checked
+
+
+def _check_order(settings: object, source: str, section: str) -> None:
+    """The :data:`ORDERED_FIELDS` of ``section`` are in order in ``settings``."""
+    for where, lower, upper, strict in ORDERED_FIELDS:
+        if where != section:
+            continue
+        low, high = getattr(settings, lower), getattr(settings, upper)
+        if low is None or high is None:
+            continue
+        if section == "backtest":
+            low, high = _utc(low), _utc(high)
+        if low > high or (strict and low == high):
+            raise ConfigError(
+                f"{source}: {section}.{lower} = {getattr(settings, lower)!r} must be "
+                f"{'before' if strict else 'at most'} {section}.{upper} = "
+                f"{getattr(settings, upper)!r}"
+            )
+
+
+def _utc(value: str) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _settings_rules(cls: type) -> dict[str, Any]:
+    return {f.name: f.metadata["rule"] for f in dataclasses.fields(cls)}
+
+
+def _reject_unknown(
+    values: Mapping[str, Any], rules: Mapping[str, Any], source: str, section: str
+) -> None:
+    unknown = set(values) - set(rules)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown {section} fields {sorted(map(str, unknown))}; "
+            f"valid: {sorted(rules)}"
+        )
+
+
+def _settings(cls: type, values: Mapping[str, Any], source: str, section: str) -> Any:
+    rules = _settings_rules(cls)
+    _reject_unknown(values, rules, source, section)
+    settings = cls(**_checked(rules, values, source, section))
+    _check_order(settings, source, section)
+    return settings

@@ -1,0 +1,123 @@
+"""Save and load a conditional model: safetensors weights + the project's JSON manifest.
+
+The manifest (:mod:`scoremodel.checkpoint`) gains a ``conditional`` section with the context
+length L, the horizons, the training-block scaling, the predictive settings and the training
+config. Loading checks the feature spec and, when asked, L and the horizons: a model made for
+another context or other horizons is refused with a :class:`CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from scoremodel.checkpoint import FORMAT
+from scoremodel.checkpoint import FORMAT_VERSION
+from scoremodel.checkpoint import MANIFEST
+from scoremodel.checkpoint import CheckpointError
+from scoremodel.checkpoint import _load_weights
+from scoremodel.checkpoint import check_feature_spec
+from scoremodel.checkpoint import save_checkpoint
+from scoremodel.cond_data import ConditionalScaling
+from scoremodel.cond_network import ConditionalNetConfig
+from scoremodel.cond_predictive import ConditionalModel
+from scoremodel.cond_predictive import PredictiveConfig
+from scoremodel.features import DEFAULT_SPEC
+from scoremodel.features import FeatureSpec
+
+MODEL_NAME = "conditional"
+REQUIRED = ("context_len", "horizons", "scaling", "predictive", "network")
+
+
+def save_conditional(
+    directory: str | Path,
+    model: ConditionalModel,
+    train_config: dict | None = None,
+    data: dict | None = None,
+    spec: FeatureSpec = DEFAULT_SPEC,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``conditional.safetensors`` and ``manifest.json`` as a new model directory.
+
+    Atomic (:func:`scoremodel.checkpoint.save_checkpoint`); an existing model directory is
+    replaced only with ``overwrite``.
+    """
+    manifest = {
+        "feature_spec": spec.to_dict(),
+        "models": {MODEL_NAME: {}},
+        "data": data or {},
+        "conditional": {
+            "context_len": model.context_len,
+            "horizons": list(model.horizons),
+            "network": model.network.to_dict(),
+            "scaling": model.scaling.to_dict(),
+            "predictive": model.predictive.to_dict(),
+            "train_config": train_config or {},
+        },
+    }
+    weights = {MODEL_NAME: model.state_dict}
+    return save_checkpoint(directory, manifest, weights, overwrite=overwrite)
+
+
+def load_conditional(
+    directory: str | Path,
+    context_len: int | None = None,
+    horizons: tuple[int, ...] | None = None,
+    spec: FeatureSpec = DEFAULT_SPEC,
+) -> ConditionalModel:
+    """Read a conditional model; refuse one made for other features, L or horizons."""
+    directory = Path(directory)
+    manifest = _read_manifest(directory)
+    check_feature_spec(manifest, spec, directory)
+    section = manifest["conditional"]
+    stored_len, stored_horizons = int(section["context_len"]), tuple(section["horizons"])
+    if context_len is not None and context_len != stored_len:
+        raise CheckpointError(
+            f"{directory} was trained with a context of L={stored_len} bars, but L={context_len} "
+            f"was asked for; use L={stored_len} or retrain the model"
+        )
+    if horizons is not None and tuple(horizons) != stored_horizons:
+        raise CheckpointError(
+            f"{directory} was trained for horizons {list(stored_horizons)}, but "
+            f"{list(horizons)} were asked for; use those horizons or retrain the model"
+        )
+    return ConditionalModel(
+        network=ConditionalNetConfig(**section["network"]),
+        state_dict=_load_weights(directory, MODEL_NAME, manifest["models"][MODEL_NAME]),
+        scaling=ConditionalScaling.from_dict(section["scaling"]),
+        predictive=PredictiveConfig(**section["predictive"]),
+    )
+
+
+def _read_manifest(directory: Path) -> dict:
+    """The manifest of a conditional model directory, checked to be complete."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise CheckpointError(
+            f"{directory} has no {MANIFEST}; it is not a model directory (save one with "
+            "scoremodel.cond_checkpoint.save_conditional)"
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error}); the file is corrupt") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a {FORMAT} manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format version {manifest.get('format_version')}, this code reads "
+            f"version {FORMAT_VERSION}; retrain the model with this version"
+        )
+    section = manifest.get("conditional")
+    if not isinstance(section, dict) or MODEL_NAME not in manifest.get("models", {}):
+        raise CheckpointError(
+            f"{directory} holds no conditional model; train one with "
+            "scoremodel.cond_training.train_conditional and save it with save_conditional"
+        )
+    missing = [key for key in REQUIRED if key not in section]
+    if missing or "feature_spec" not in manifest:
+        raise CheckpointError(
+            f"{path} lacks conditional.{', conditional.'.join(missing) or 'feature_spec'}: the "
+            "manifest is incomplete or was edited; copy the whole model directory or retrain"
+        )
+    return manifest

@@ -1,0 +1,123 @@
+"""Planted markets: frame format, triggers read from the state features, an exact oracle with
+no lookahead, and an edge of the intended size."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from catalogs.planted import PlantedConfig
+from catalogs.planted import generate_planted
+from catalogs.planted import preset
+from catalogs.synthetic import generate_bars
+from evaluation.metrics import spearman
+from scoremodel.datasets import forward_returns
+from scoremodel.features import compute_features
+
+HORIZONS = (1, 3, 6)
+
+
+@pytest.fixture(scope="module")
+def reversal():
+    return generate_planted(60_000, HORIZONS, seed=4, config=preset("volume_reversal"))
+
+
+def labelled(market, h):
+    """Oracle mean/std and the realised forward return where the label exists (after warm-up)."""
+    forward = forward_returns(market.bars, h).to_numpy()
+    keep = np.isfinite(forward)
+    keep[:100] = False
+    column = f"h{h}"
+    return (
+        market.oracle_mean[column].to_numpy()[keep],
+        market.oracle_std[column].to_numpy()[keep],
+        forward[keep],
+    )
+
+
+def test_frame_format_matches_the_synthetic_generator(reversal):
+    bars = reversal.bars
+    reference = generate_bars(10, interval="5min")
+    assert list(bars.columns) == list(reference.columns)
+    assert bars.index.name == reference.index.name and str(bars.index.tz) == "UTC"
+    assert bars.index[0] == reference.index[0]  # close-stamped: start + one interval
+    assert (bars["high"] >= bars[["open", "close"]].max(axis=1)).all()
+    assert (bars["low"] <= bars[["open", "close"]].min(axis=1)).all()
+    assert np.allclose(bars["open"].to_numpy()[1:], bars["close"].to_numpy()[:-1], rtol=1e-12)
+
+
+def test_triggers_are_read_from_the_state_features(reversal):
+    features = compute_features(reversal.bars)
+    events = reversal.events.loc[features.index]
+    assert events.sum() > 500
+    # every reversal event is a bar whose volume_ratio_20 feature exceeds the threshold
+    assert (features.loc[events, "volume_ratio_20"] > PlantedConfig().volume_threshold).all()
+    config = preset("vol_momentum")
+    momentum = generate_planted(20_000, HORIZONS, seed=2, config=config)
+    features = compute_features(momentum.bars)
+    previous_ratio = features["vol_ratio_5_20"].shift(1)
+    earlier_ratio = features["vol_ratio_5_20"].shift(2)
+    events = momentum.events.loc[features.index]
+    assert events.sum() > 100
+    # a momentum event follows a bar whose vol_ratio_5_20 crossed the threshold
+    assert (previous_ratio[events] > config.vol_ratio_threshold).all()
+    assert (earlier_ratio[events] <= config.vol_ratio_threshold).all()
+
+
+def test_oracle_is_prefix_stable_so_it_never_looks_ahead():
+    config = preset("vol_momentum")
+    short = generate_planted(3_000, HORIZONS, seed=9, config=config)
+    longer = generate_planted(3_600, HORIZONS, seed=9, config=config)
+    n = len(short.bars)
+    assert short.bars.equals(longer.bars.iloc[:n])
+    # the oracle at bar t is the same whether or not bars after t were generated
+    assert np.array_equal(short.oracle_mean.to_numpy(), longer.oracle_mean.to_numpy()[:n])
+    assert np.array_equal(short.oracle_std.to_numpy(), longer.oracle_std.to_numpy()[:n])
+
+
+@pytest.mark.parametrize("h", HORIZONS)
+def test_oracle_mean_is_unbiased_and_its_ic_is_what_the_construction_implies(reversal, h):
+    mean, std, forward = labelled(reversal, h)
+    residual = forward - mean
+    # unbiased: the residual is uncorrelated with the forecast (slope of forward on mean ~ 1)
+    slope = np.cov(mean, forward)[0, 1] / mean.var()
+    assert 0.8 < slope < 1.2
+    # Pearson correlation implied by the oracle's own mean and std: sd(mu) / sd(forward)
+    implied = mean.std() / np.sqrt(mean.var() + np.mean(std**2))
+    observed = np.corrcoef(mean, forward)[0, 1]
+    assert abs(observed - implied) < 3.0 / np.sqrt(len(forward) / h) + 0.01
+    assert abs(residual.mean()) < 4 * residual.std() / np.sqrt(len(forward) / h)
+
+
+def test_oracle_std_is_exact_at_one_bar_and_calibrated_beyond(reversal):
+    for h, tolerance in ((1, 0.03), (3, 0.05), (6, 0.06)):
+        mean, std, forward = labelled(reversal, h)
+        z = (forward - mean) / std
+        assert abs(z.var() - 1.0) < tolerance, (h, z.var())
+
+
+def test_edge_is_realistic_and_beats_a_taker_round_trip_on_some_bars(reversal):
+    mean, _, forward = labelled(reversal, 3)
+    ic = spearman(mean, forward)
+    assert 0.05 < ic < 0.13
+    beats_cost = np.mean(np.abs(mean) > 2 * 0.00055)
+    assert 0.01 < beats_cost < 0.2
+
+
+def test_no_edge_market_has_a_zero_oracle_mean_and_calibrated_std():
+    market = generate_planted(20_000, HORIZONS, seed=5, config=preset("no_edge"))
+    assert not market.events.any()
+    assert (market.oracle_mean.to_numpy() == 0.0).all()
+    _, std, forward = labelled(market, 1)
+    assert abs((forward / std).var() - 1.0) < 0.05
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="kind"):
+        PlantedConfig(kind="nonsense")
+    with pytest.raises(ValueError, match="drift_bars"):
+        PlantedConfig(drift_bars=5, refractory=3)
+    with pytest.raises(ValueError, match="horizons"):
+        generate_planted(1_000, (1, 20), config=dataclasses.replace(preset("no_edge")))

@@ -1,4 +1,4 @@
-"""Command line interface: ``python -m catalogs synth|import-csv|fetch|info``.
+"""Command line interface: ``python -m catalogs synth|import-csv|fetch|fetch-funding|info``.
 
 User errors (bad data, missing files, unknown bar types, damaged catalog files) print one
 ``error:`` line and exit with status 2 (``--debug`` shows the traceback); argparse usage errors
@@ -23,7 +23,13 @@ from catalogs.catalog import list_instrument_ids
 from catalogs.catalog import open_catalog
 from catalogs.catalog import write_bars_detailed
 from catalogs.csv_import import read_ohlcv_csv
+from catalogs.errors import DownloadError
 from catalogs.errors import IntervalError
+from catalogs.funding import BYBIT_MAX_FUNDING_ROWS
+from catalogs.funding import DEFAULT_FUNDING_INTERVAL
+from catalogs.funding import download_bybit_funding
+from catalogs.funding import synthetic_funding
+from catalogs.funding import write_funding
 from catalogs.instruments import make_perpetual
 from catalogs.synthetic import SyntheticMarketConfig
 from catalogs.synthetic import generate_bars
@@ -61,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(commands)
     _add_import_csv(commands)
     _add_fetch(commands)
+    _add_fetch_funding(commands)
     _add_info(commands)
     return parser
 
@@ -87,6 +94,11 @@ def _run_synth(args: argparse.Namespace) -> None:
     print(f"generating {args.bars:,} {args.interval} bars (seed {args.seed})", file=sys.stderr)
     bars = generate_bars(args.bars, args.interval, seed=args.seed, config=config)
     _write_and_print(args, bars, gap_policy="error", duplicate_policy="error")
+    rates = synthetic_funding(bars, seed=args.seed)
+    written = write_funding(
+        args.catalog, rates, make_perpetual(args.symbol).id.value, DEFAULT_FUNDING_INTERVAL
+    )
+    print(f"wrote {written:,} synthetic funding rates (every 8 h)")
 
 
 def _add_import_csv(commands: argparse._SubParsersAction) -> None:
@@ -173,6 +185,37 @@ def _run_fetch(args: argparse.Namespace) -> None:
         base_url=args.base_url,
         limit=args.limit,
         progress=not args.no_progress,
+    )
+    print(report.summary())
+
+
+def _add_fetch_funding(commands: argparse._SubParsersAction) -> None:
+    parser = _subparser(
+        commands, "fetch-funding", "download Bybit funding-rate history (no API key)"
+    )
+    _add_symbol(parser)
+    parser.add_argument(
+        "--start", type=_timestamp, help="first funding time, UTC (default: resume or 30 days)"
+    )
+    parser.add_argument("--end", type=_timestamp, help="last funding time, UTC (default: now)")
+    parser.add_argument("--base-url", help="redirect every Bybit endpoint, e.g. an emulator")
+    parser.add_argument(
+        "--limit",
+        type=positive_int,
+        default=BYBIT_MAX_FUNDING_ROWS,
+        help=f"rows per request (default and Bybit's maximum: {BYBIT_MAX_FUNDING_ROWS})",
+    )
+    parser.set_defaults(handler=_run_fetch_funding)
+
+
+def _run_fetch_funding(args: argparse.Namespace) -> None:
+    if args.limit > BYBIT_MAX_FUNDING_ROWS:
+        raise DownloadError(
+            f"--limit {args.limit} is more than Bybit serves per request; use at most "
+            f"{BYBIT_MAX_FUNDING_ROWS}"
+        )
+    report = download_bybit_funding(
+        args.catalog, args.symbol, args.start, args.end, base_url=args.base_url, limit=args.limit
     )
     print(report.summary())
 

@@ -13,7 +13,7 @@ import numpy as np
 from evaluation.forecast_quality import gaussian_quantiles
 from evaluation.forecast_quality import pit_from_quantiles
 from evaluation.summary import FoldRun
-from scoremodel.inference import QUANTILE_LEVELS
+from scoremodel.forecast import QUANTILES
 
 EQUITY_LINES = {
     "model": ("tab:blue", 1.6),
@@ -117,7 +117,7 @@ def _ic(results: dict) -> plt.Figure:
 
 
 def _pit(runs: list[FoldRun]) -> plt.Figure:
-    levels = np.asarray(QUANTILE_LEVELS)
+    levels = np.asarray(QUANTILES)
     y = np.concatenate([r.forward for r in runs])
     q = np.concatenate([r.quantiles for r in runs])
     s = np.concatenate([r.baseline_sigma for r in runs])

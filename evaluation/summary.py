@@ -24,7 +24,7 @@ from evaluation.metrics import sharpe
 from evaluation.metrics import sharpe_difference
 from evaluation.metrics import strategy_metrics
 from evaluation.simulate import SimResult
-from scoremodel.inference import QUANTILE_LEVELS
+from scoremodel.forecast import QUANTILES
 from scoremodel.inference import ScoreModel
 
 MODEL = "model"
@@ -119,7 +119,7 @@ def summarise(
     }
     model_signal = pooled_array(lambda r: r.signals["model"])
     forecast = forecast_scores(
-        np.asarray(QUANTILE_LEVELS),
+        np.asarray(QUANTILES),
         pooled_array(lambda r: r.quantiles),
         pooled_array(lambda r: r.p_up),
         pooled_array(lambda r: r.baseline_sigma),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
@@ -111,8 +113,12 @@ def evaluate(
     source: str,
     config: EvaluationConfig = EvaluationConfig(),
     log: Callable[[str], None] = print,
+    fold_runner: FoldRunner | None = None,
 ) -> tuple[dict, list[FoldRun], dict]:
-    """Run the walk-forward evaluation; returns (results for JSON, fold runs, plot data)."""
+    """Run the walk-forward evaluation; returns (results for JSON, fold runs, plot data).
+
+    ``fold_runner`` runs the folds (default :func:`serial_folds`, in this process; the Ray
+    runner :func:`evaluation.parallel.ray_folds` runs them as parallel tasks, same results)."""
     cfg = config.resolved()
     started = time.perf_counter()
     per_year, step = bars_per_year(bars.index)
@@ -128,13 +134,15 @@ def evaluate(
     )
     log(f"{len(bars):,} bars of {source}, {len(folds)} {cfg.scheme} folds, bar = {step}")
     runs = []
-    for fold in folds:
-        t0 = time.perf_counter()
-        runs.append(run_fold(bars, dataset, fold, source, cfg, per_year))
-        model_sharpe = runs[-1].summary["strategies"][MODEL]["sharpe"]
+    for fold_run, seconds in (fold_runner or serial_folds)(
+        bars, dataset, folds, source, cfg, per_year
+    ):
+        runs.append(fold_run)
+        fold = fold_run.fold
+        model_sharpe = fold_run.summary["strategies"][MODEL]["sharpe"]
         log(
             f"fold {fold.index}: train {len(fold.train):,} bars, test {len(fold.test):,} bars, "
-            f"model Sharpe {model_sharpe:+.2f} ({time.perf_counter() - t0:.0f} s)"
+            f"model Sharpe {model_sharpe:+.2f} ({seconds:.0f} s)"
         )
     overall = summarise(runs, cfg, per_year, header={"folds": len(runs)})
     log("scenarios: predictor-corrector samples and inpainted forward returns")
@@ -155,6 +163,27 @@ def evaluate(
         "seconds": round(time.perf_counter() - started, 1),
     }
     return results, runs, scenarios
+
+
+FoldRunner = Callable[
+    [pd.DataFrame, MarketDataset, list[Fold], str, EvaluationConfig, float],
+    Iterable[tuple[FoldRun, float]],
+]
+
+
+def serial_folds(
+    bars: pd.DataFrame,
+    dataset: MarketDataset,
+    folds: list[Fold],
+    source: str,
+    cfg: EvaluationConfig,
+    per_year: float,
+) -> Iterator[tuple[FoldRun, float]]:
+    """Each fold in this process, in order: (its run, its seconds)."""
+    for fold in folds:
+        started = time.perf_counter()
+        fold_run = run_fold(bars, dataset, fold, source, cfg, per_year)
+        yield fold_run, time.perf_counter() - started
 
 
 def run_fold(

@@ -9,7 +9,23 @@ bars). With ``fill_at: next_open`` (the default) the engine also receives one qu
 1 s after bar t's close, at bar t+1's opening price (bid = open, ask = open + 1 tick): the
 order, arriving ``latency_ms`` after the close, fills at the next bar's open plus spread and
 slippage, which is what a live order sent at the close would get. ``next_close`` keeps the
-bar-only behaviour. Perpetual funding is NOT simulated by Nautilus; the report estimates it.
+bar-only behaviour.
+
+Execution style (``execution``): ``taker`` sends market orders. ``maker`` sends post-only limit
+orders on the passive side of the decision bar's close (a buy one tick below it, a sell one
+tick above: after a bar the simulated book's bid and ask are both its close, so an order at
+the close itself would cross and be rejected, as Bybit rejects a crossing post-only order).
+Fill rule for bar data (conservative): a limit fills only when a later bar trades *through*
+its price (a buy when a price below it trades, a sell above it); a bar that merely touches
+the price does not fill it (Nautilus's ``FillModel(prob_fill_on_limit=0)``: no queue
+priority at the touch). It fills at its limit price and pays the maker fee. An order still
+open ``maker_timeout_bars`` bars after submission is cancelled (counted as unfilled); the
+next decision places a fresh order at its own bar's close.
+
+Funding: Nautilus charges none; when the catalog holds funding rates for the instrument
+(:mod:`catalogs.funding`), :class:`runtime.funding.FundingModule` charges them on the open
+position at each funding time (position x last bar close x rate). Without stored rates for
+the window, funding is not charged and the report says so.
 """
 
 from __future__ import annotations
@@ -46,7 +62,9 @@ from catalogs.catalog import list_bar_types
 from catalogs.catalog import load_instrument
 from catalogs.catalog import open_catalog
 from catalogs.catalog import read_bars_frame
+from catalogs.funding import read_funding
 from cli_errors import UserError
+from runtime.funding import FundingModule
 from runtime.run_config import BacktestSettings
 from runtime.run_config import RunConfig
 from runtime.run_config import default_strategy_fields
@@ -73,6 +91,7 @@ class BacktestOutcome:
     model: ScoreModel
     bars: pd.DataFrame  # the bars the strategy traded (canonical frame)
     wall_seconds: float
+    funding: FundingModule | None  # None: the catalog holds no funding rates for the window
 
 
 def check_inputs(run: RunConfig) -> None:
@@ -162,12 +181,18 @@ def run_backtest(run: RunConfig) -> BacktestOutcome:
     bars: list[Bar] = catalog.bars([bar_type], start=frame.index[0], end=frame.index[-1])
     instrument = load_instrument(settings.catalog, str(config.instrument_id))
 
-    engine = build_engine(run, instrument)
+    rates = read_funding(
+        settings.catalog, str(config.instrument_id), frame.index[0], frame.index[-1]
+    )
+    funding = FundingModule(instrument.id, rates, frame["close"]) if len(rates) else None
+    engine = build_engine(run, instrument, [funding] if funding is not None else [])
     engine.add_instrument(instrument)
     engine.add_data(bars)
     if settings.fill_at == "next_open":
         engine.add_data(next_open_quotes(frame, instrument))
     strategy = ScoreMatchingStrategy(msgspec.structs.replace(config, record_diagnostics=True))
+    if settings.execution == "maker":
+        strategy.maker_timeout_bars = settings.maker_timeout_bars
     engine.add_strategy(strategy)
     started = time.perf_counter()
     engine.run()
@@ -178,6 +203,7 @@ def run_backtest(run: RunConfig) -> BacktestOutcome:
         model=model,
         bars=bars_to_frame(bars),
         wall_seconds=time.perf_counter() - started,
+        funding=funding,
     )
 
 
@@ -193,8 +219,11 @@ def next_open_quotes(bars: pd.DataFrame, instrument: Instrument) -> list[QuoteTi
     return QuoteTickDataWrangler(instrument).process(quotes, default_volume=1_000_000.0)
 
 
-def build_engine(run: RunConfig, instrument: Instrument) -> BacktestEngine:
-    """A BacktestEngine with a Bybit-like venue; the catalog serves warm-up history requests."""
+def build_engine(
+    run: RunConfig, instrument: Instrument, modules: list[FundingModule] | None = None
+) -> BacktestEngine:
+    """A BacktestEngine with a Bybit-like venue (with ``modules``, e.g. funding); the catalog
+    serves warm-up history requests."""
     settings = run.backtest
     engine = BacktestEngine(
         BacktestEngineConfig(
@@ -213,8 +242,10 @@ def build_engine(run: RunConfig, instrument: Instrument) -> BacktestEngine:
         base_currency=None,
         default_leverage=Decimal(str(settings.venue_leverage)),
         margin_model=StandardMarginModel(),  # Bybit's initial/maintenance rates as given
+        modules=modules or [],
         fill_model=FillModel(
-            prob_fill_on_limit=1.0,
+            # maker: a limit fills only when a bar trades through it (see the module docstring)
+            prob_fill_on_limit=0.0 if settings.execution == "maker" else 1.0,
             prob_slippage=settings.slippage_probability,
             random_seed=settings.seed,
         ),

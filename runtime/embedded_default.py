@@ -14,6 +14,10 @@ from catalogs.bars import interval_of_bar_type
 from catalogs.catalog import list_bar_types
 from catalogs.catalog import read_bars_frame
 from catalogs.catalog import write_bars
+from catalogs.funding import DEFAULT_FUNDING_INTERVAL
+from catalogs.funding import last_funding_time
+from catalogs.funding import synthetic_funding
+from catalogs.funding import write_funding
 from catalogs.instruments import make_perpetual
 from catalogs.synthetic import generate_bars
 from runtime.run_config import BacktestSettings
@@ -44,13 +48,19 @@ def is_embedded_default(run: RunConfig) -> bool:
 
 
 def prepare_default_catalog(bars: int = DEFAULT_BARS, seed: int = DEFAULT_SEED) -> Path:
-    """The embedded default's synthetic catalog at its own path, built if missing."""
+    """The embedded default's synthetic catalog at its own path, built if missing, with its
+    synthetic funding rates (added to a catalog built before funding existed)."""
     catalog = Path(DEFAULT_CATALOG)
     if not catalog.exists() or DEFAULT_BAR_TYPE not in list_bar_types(catalog):
         interval = interval_of_bar_type(DEFAULT_BAR_TYPE)
         print(f"building the synthetic catalog: {bars:,} bars of {DEFAULT_BAR_TYPE} (seed {seed})")
         frame = generate_bars(bars, interval=interval, seed=seed)
         write_bars(catalog, frame, make_perpetual(DEFAULT_INSTRUMENT.split("-")[0]), interval)
+    if last_funding_time(catalog, DEFAULT_INSTRUMENT) is None:
+        print(f"adding synthetic funding rates (every 8 h) for {DEFAULT_INSTRUMENT}")
+        frame = read_bars_frame(catalog, DEFAULT_BAR_TYPE)
+        rates = synthetic_funding(frame, DEFAULT_FUNDING_INTERVAL, seed=seed)
+        write_funding(catalog, rates, DEFAULT_INSTRUMENT, DEFAULT_FUNDING_INTERVAL)
     return catalog
 
 

@@ -66,6 +66,7 @@ from runtime.run_config import LiveSettings
 from runtime.run_config import RunConfig
 from runtime.sandbox import SandboxFeesConfig
 from runtime.sandbox import SandboxFeesExecClientFactory
+from strategies.reconciliation import bybit_venue_books
 from strategies.score_matching import ScoreMatchingConfig
 from strategies.score_matching import ScoreMatchingStrategy
 from strategies.state_file import RiskStateFile
@@ -367,7 +368,12 @@ def build_node(
     node.add_data_client_factory(VENUE, BybitEndpointsDataClientFactory)
     exec_factory = SandboxFeesExecClientFactory if mode == "sandbox" else BybitLiveExecClientFactory
     node.add_exec_client_factory(VENUE, exec_factory)
-    node.trader.add_strategy(strategy_class(live_strategy_config(run, mode)))
+    strategy = strategy_class(live_strategy_config(run, mode))
+    if mode != "sandbox":  # the strategy checks its books against the venue's (reconciliation)
+        strategy.venue_books = bybit_venue_books(
+            mode, run.live.base_url_http, strategy.config.instrument_id
+        )
+    node.trader.add_strategy(strategy)
     node.build()
     return node
 

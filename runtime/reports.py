@@ -55,13 +55,13 @@ from nautilus_trader.analysis import TrackingError
 from nautilus_trader.analysis import WinRate
 from nautilus_trader.analysis import create_tearsheet_from_stats
 from nautilus_trader.analysis.tearsheet import _register_tearsheet_chart
+from nautilus_trader.model.events import OrderFilled
 from plotly import graph_objects as go
 
 from runtime.backtest import BacktestOutcome
 from runtime.backtest import overlaps_training
 
 DAYS_PER_YEAR = 365  # 24/7 markets
-FUNDING_RATE_PER_8H = 0.0001  # Bybit's baseline funding rate (0.01% per 8 hours)
 ROLLING_SHARPE_DAYS = 60
 BENCHMARK_NAME = "Buy and hold (same bars)"
 
@@ -74,7 +74,9 @@ DEFINITIONS = {
     ),
     "max_drawdown": "largest peak-to-trough fall of the per-bar equity",
     "fees": "included: every fill pays the instrument's maker/taker fee out of equity",
-    "funding": "not simulated by Nautilus; summary.json estimates it (funding)",
+    "funding": "included when the catalog holds funding rates for the window: at each funding "
+    "time the open position pays position x last bar close x rate (received when negative); "
+    "otherwise not charged (summary.json funding says which)",
     "benchmark": "buy and hold on the same bars: 1x long from the first decided bar, taker "
     "fee paid once",
 }
@@ -148,6 +150,9 @@ def summarise(outcome: BacktestOutcome) -> dict:
         "win_rate": _finite(WinRate().calculate_from_realized_pnls(realised)) if realised else 0.0,
         "closed_trades": len(realised),
         "fees": fees,
+        **fill_liquidity(engine),
+        **maker_orders(run.backtest.execution, strategy),
+        **funding_figures(outcome),
         "taker_fee": float(instrument.taker_fee),
         "in_distribution_ratio": _mean(diagnostics, "in_distribution"),
         "avg_confidence": _mean(diagnostics, "confidence"),
@@ -160,7 +165,6 @@ def summarise(outcome: BacktestOutcome) -> dict:
         "halt_reason": strategy.policy.risk.halt_reason,
         "gaps": strategy.gaps_seen,
         "overlaps_training_data": overlaps_training(outcome.model, outcome.bars.index[0]),
-        "funding": _funding_note(diagnostics, outcome.bars),
         "wall_seconds": round(outcome.wall_seconds, 3),
         "definitions": DEFINITIONS,
     }
@@ -201,6 +205,17 @@ def plot_equity(diagnostics: pd.DataFrame, summary: dict, path: Path) -> None:
     ax_eq.plot(diagnostics.index, hold, label="buy and hold", lw=0.8, alpha=0.7)
     ax_eq.set_ylabel("equity")
     ax_eq.legend(loc="upper left")
+    ax_eq.text(
+        0.99,
+        0.03,
+        f"{cost_line(summary)}\nfills: {summary['fills_maker']} maker / "
+        f"{summary['fills_taker']} taker ({summary['execution']} execution)",
+        transform=ax_eq.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=8,
+        bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8},
+    )
     ax_eq.set_title(
         f"{summary['bar_type']} ({summary['signal_mode']} mode): return "
         f"{summary['total_return']:+.2%}, Sharpe {summary['sharpe']:.2f}, "
@@ -230,13 +245,35 @@ def equity_caption() -> str:
     )
 
 
+def cost_line(summary: dict) -> str:
+    """Fees (by liquidity side) and funding side by side, as one line."""
+    paid = summary["funding_paid"]
+    funding = "not charged" if paid is None else f"{paid:,.2f}"
+    return (
+        f"fees {summary['fees']:,.2f} (maker {summary['fees_maker']:,.2f}, taker "
+        f"{summary['fees_taker']:,.2f}); funding {funding}"
+    )
+
+
+def maker_line(summary: dict) -> str:
+    """Maker fill share and what became of the post-only orders."""
+    return (
+        f"{summary['maker_orders']:,} post-only orders, {summary['unfilled_orders']:,} "
+        f"cancelled unfilled, {summary['post_only_rejected']:,} rejected as crossing; "
+        f"fills {summary['maker_fill_share']:.0%} maker ({summary['fills_maker']}) / "
+        f"{1 - summary['maker_fill_share'] if summary['fills'] else 0:.0%} taker "
+        f"({summary['fills_taker']})"
+    )
+
+
 def format_summary(summary: dict, report_dir: str | Path | None = None) -> str:
     """A readable block for the terminal."""
     s, hold = summary, summary.get("buy_and_hold", {})
     halted = f"yes ({s['halt_reason']})" if s["halted"] else "no"
     rows = [
         ("bars", f"{s['bars']:,} ({s['first_bar'][:16]} .. {s['last_bar'][:16]})"),
-        ("orders / fills", f"{s['orders']:,} / {s['fills']:,}; fees {s['fees']:,.2f}"),
+        ("orders / fills", f"{s['orders']:,} / {s['fills']:,} ({s['execution']} execution)"),
+        ("costs", cost_line(s)),
         ("final equity", f"{s['final_equity']:,.2f} (start {s['starting_equity']:,.0f})"),
         (
             "total return",
@@ -259,6 +296,7 @@ def format_summary(summary: dict, report_dir: str | Path | None = None) -> str:
         ("traded bars", f"{s['traded_bars']}"),
         ("halted", halted),
         ("funding", s["funding"]),
+        *([("maker orders", maker_line(s))] if s["execution"] == "maker" else []),
         ("engine time", f"{s['wall_seconds']:.1f} s"),
     ]
     if s["overlaps_training_data"]:
@@ -269,16 +307,63 @@ def format_summary(summary: dict, report_dir: str | Path | None = None) -> str:
     return "\n".join([title, *(f"  {label:<16}{text}" for label, text in rows)])
 
 
-def _funding_note(diagnostics: pd.DataFrame, bars: pd.DataFrame) -> str:
-    if not len(diagnostics):
-        return "not simulated by Nautilus"
-    notional = (diagnostics["position_qty"].abs() * diagnostics["close"]).mean()
-    hours = (bars.index[-1] - bars.index[0]).total_seconds() / 3600
-    estimate = notional * FUNDING_RATE_PER_8H * hours / 8
-    return (
-        f"not simulated by Nautilus; at 0.01%/8h on the average |notional| ({notional:,.0f}) "
-        f"it would be about {estimate:,.2f} (paid or received depending on side and market)"
-    )
+def fill_liquidity(engine: Any) -> dict[str, Any]:
+    """Fills and fees by liquidity side (maker / taker), and the maker share of fills."""
+    counts = {"MAKER": 0, "TAKER": 0}
+    fees = {"MAKER": 0.0, "TAKER": 0.0}
+    for order in engine.cache.orders():
+        for event in order.events:
+            if isinstance(event, OrderFilled):
+                side = event.liquidity_side.name
+                counts[side] = counts.get(side, 0) + 1
+                fees[side] = fees.get(side, 0.0) + event.commission.as_double()
+    total = counts["MAKER"] + counts["TAKER"]
+    return {
+        "fills_maker": counts["MAKER"],
+        "fills_taker": counts["TAKER"],
+        "maker_fill_share": counts["MAKER"] / total if total else 0.0,
+        "fees_maker": fees["MAKER"],
+        "fees_taker": fees["TAKER"],
+    }
+
+
+def maker_orders(execution: str, strategy: Any) -> dict[str, Any]:
+    """The execution style and, for maker, what became of its post-only orders."""
+    stats = strategy.maker_stats if execution == "maker" else {}
+    return {
+        "execution": execution,
+        "maker_orders": stats.get("submitted", 0),
+        "unfilled_orders": stats.get("unfilled", 0),
+        "post_only_rejected": stats.get("post_only_rejected", 0),
+    }
+
+
+def funding_figures(outcome: BacktestOutcome) -> dict[str, Any]:
+    """funding_paid (signed: positive paid, negative received, None when not charged), the
+    number of charges and a one-line note saying where the rates came from."""
+    module = outcome.funding
+    instrument_id = outcome.run.strategy.instrument_id
+    if module is None:
+        symbol = instrument_id.symbol.value.split("-")[0]
+        return {
+            "funding_paid": None,
+            "funding_charges": 0,
+            "funding": (
+                f"not charged: {outcome.run.backtest.catalog} holds no funding rates for "
+                f"{instrument_id} in this window (fetch them with `python -m catalogs "
+                f"fetch-funding --symbol {symbol} --catalog {outcome.run.backtest.catalog}`)"
+            ),
+        }
+    paid = module.funding_paid
+    return {
+        "funding_paid": paid,
+        "funding_charges": len(module.payments),
+        "funding": (
+            f"charged from the catalog's funding rates: {module.funding_times} funding times in "
+            f"the window, {len(module.payments)} with an open position; "
+            f"{'paid' if paid >= 0 else 'received'} {abs(paid):,.2f}"
+        ),
+    }
 
 
 def _realised_pnls(positions: pd.DataFrame) -> list[float]:
@@ -330,10 +415,29 @@ def write_tearsheet(outcome: BacktestOutcome, path: str | Path) -> Path:
         account_info={
             f"Starting balance ({currency.code})": f"{starting:,.2f}",
             f"Ending balance ({currency.code})": f"{ending:,.2f}",
+            **_cost_info(outcome, currency.code),
         },
     )
     _write_atomically(path, html)
     return path
+
+
+def _cost_info(outcome: BacktestOutcome, code: str) -> dict[str, str]:
+    """Fees by liquidity side, funding and the fill shares, for the tearsheet's account table."""
+    liquidity = fill_liquidity(outcome.engine)
+    funding = funding_figures(outcome)
+    paid = funding["funding_paid"]
+    fills = liquidity["fills_maker"] + liquidity["fills_taker"]
+    return {
+        f"Fees ({code})": f"{liquidity['fees_maker'] + liquidity['fees_taker']:,.2f} (maker "
+        f"{liquidity['fees_maker']:,.2f}, taker {liquidity['fees_taker']:,.2f})",
+        f"Funding paid ({code})": "not charged (no funding rates)"
+        if paid is None
+        else f"{paid:,.2f}",
+        "Fills maker / taker": f"{liquidity['fills_maker']} / {liquidity['fills_taker']}"
+        + (f" ({liquidity['maker_fill_share']:.0%} maker)" if fills else ""),
+        "Execution": outcome.run.backtest.execution,
+    }
 
 
 def tearsheet_html(
@@ -409,8 +513,8 @@ def _tearsheet_title(outcome: BacktestOutcome) -> str:
     config = outcome.run.strategy
     return (
         f"<b>ScoreMatchingStrategy backtest</b>: {config.bar_type} ({config.signal_mode} mode)"
-        f"<br><sub>Daily returns annualised with {DAYS_PER_YEAR} days (24/7); fees included; "
-        "funding not simulated; definitions under Run Information</sub>"
+        f"<br><sub>Daily returns annualised with {DAYS_PER_YEAR} days (24/7); fees and funding "
+        "included (see Run Information); definitions under Run Information</sub>"
     )
 
 

@@ -48,6 +48,7 @@ COMMAND_LINE = "command line"  # the source named in errors about command-line o
 LIVE_MODES = ("sandbox", "demo", "testnet", "mainnet")  # runtime.live.MODES
 LOG_LEVELS = ("OFF", "TRACE", "DEBUG", "INFO", "WARNING", "ERROR")  # Nautilus LogLevel names
 FILL_AT = ("next_open", "next_close")  # runtime.backtest
+EXECUTION_STYLES = ("taker", "maker")  # runtime.backtest: market orders, or post-only limits
 MAX_LATENCY_MS = 3_600_000.0  # an hour; Nautilus holds latency in u64 nanoseconds
 
 
@@ -294,6 +295,8 @@ class BacktestSettings:
     latency_ms: float = setting(250.0, Number(0, MAX_LATENCY_MS))  # decision -> venue
     fill_at: str = setting("next_open", Choice(FILL_AT))  # see runtime.backtest
     slippage_probability: float = setting(0.5, PROBABILITY)  # a market order slips one tick
+    execution: str = setting("taker", Choice(EXECUTION_STYLES))  # see runtime.backtest
+    maker_timeout_bars: int = setting(1, Integer(1))  # maker: cancel unfilled after N bars
     seed: int = setting(7, Integer(0))
     report_dir: str = setting("reports/latest", PATH)
     tearsheet: bool = setting(True, Flag())

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-MIDPOINT = 0.5  # the one interior node; the ray's end is the state itself
-
 
 class RayDensity:
     """Simpson's rule for the ray integral, given the unit score f = sigma s at the origin."""

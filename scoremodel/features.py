@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from scoremodel.kernels import ZERO_VOLATILITY as _ZERO_VOL
-from scoremodel.kernels import update_market_state
+from scoremodel.compiled import ZERO_VOLATILITY as _ZERO_VOL
+from scoremodel.compiled import update_market_state
 
 FEATURE_SPEC_VERSION = 1
 
@@ -139,7 +139,7 @@ class IncrementalFeatures:
 
     Call :meth:`update` once per closed bar; it returns ``None`` until warm-up is complete,
     then the state. The returned array is reused by the next update: copy it to keep it.
-    The arithmetic runs in one compiled call (:func:`scoremodel.kernels.update_market_state`).
+    The arithmetic runs in one compiled call (:func:`scoremodel.compiled.update_market_state`).
     """
 
     def __init__(self, spec: FeatureSpec = DEFAULT_SPEC) -> None:

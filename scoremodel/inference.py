@@ -25,17 +25,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scoremodel.batch_forward import FusedScoreNet
+from scoremodel.batch_forward import kernel_work
 from scoremodel.calibration import QuantileTable
 from scoremodel.checkpoint import load_checkpoint
+from scoremodel.compiled import forecast_summary
+from scoremodel.compiled import score_and_density
 from scoremodel.density import RayDensity
-from scoremodel.fastpath import FusedScoreNet
-from scoremodel.fastpath import kernel_work
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import FeatureSpec
-from scoremodel.forecast import QUANTILES
 from scoremodel.forecast import GridForecaster
-from scoremodel.kernels import forecast_summary
-from scoremodel.kernels import score_and_density
 from scoremodel.network import NetworkConfig
 from scoremodel.network import ScoreNetwork
 from scoremodel.normalise import Normaliser
@@ -118,7 +117,7 @@ class ScoreModel:
         self._prepare_kernels()
 
     def _prepare_kernels(self) -> None:
-        """Weights and work arrays of the compiled one-bar path (scoremodel.kernels)."""
+        """Weights and work arrays of the compiled one-bar path (scoremodel.compiled)."""
         dim = self.spec.dim
         self._signal_kernel = self.signal_net.kernel_weights(self._state_shifts)
         self._signal_work = kernel_work(len(self._row_scale), dim, self.signal_net.config)
@@ -284,9 +283,6 @@ class ScoreModel:
                 "or use signal_mode 'score'"
             )
         return self.forecaster
-
-
-QUANTILE_LEVELS = QUANTILES
 
 
 def _sign(value: float) -> int:

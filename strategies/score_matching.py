@@ -385,6 +385,9 @@ class ScoreMatchingStrategy(Strategy):
             self.log.warning("kill switch file found: flattening and halting", LogColor.RED)
 
     def _submit(self, decision: Decision) -> None:
+        if self.maker_timeout_bars is not None:
+            self._submit_maker(decision)
+            return
         order = self.order_factory.market(
             instrument_id=self.config.instrument_id,
             order_side=OrderSide.BUY if decision.order > 0 else OrderSide.SELL,
@@ -392,6 +395,63 @@ class ScoreMatchingStrategy(Strategy):
             reduce_only=decision.reduce_only,
         )
         self.submit_order(order)
+
+    # ----- maker execution (backtest.execution: maker) -----------------------------------------
+
+    # Set by the backtest runner: post-only limit orders cancelled after this many bars
+    # (None: market orders, the taker path). See runtime.backtest for the fill rule.
+    maker_timeout_bars: int | None = None
+
+    def _submit_maker(self, decision: Decision) -> None:
+        """A post-only limit on the passive side of the decision bar's close (buy one tick
+        below, sell one tick above: after a bar the book's bid and ask are both its close), and
+        a timer that cancels it if it is still open ``maker_timeout_bars`` bars later."""
+        tick = self.instrument.price_increment.as_double()
+        close = self.cache.bar(self.config.bar_type).close.as_double()
+        buy = decision.order > 0
+        order = self.order_factory.limit(
+            instrument_id=self.config.instrument_id,
+            order_side=OrderSide.BUY if buy else OrderSide.SELL,
+            quantity=self.instrument.make_qty(abs(decision.order)),
+            price=self.instrument.make_price(close - tick if buy else close + tick),
+            post_only=True,
+            reduce_only=decision.reduce_only,
+        )
+        self.submit_order(order)
+        self.maker_stats["submitted"] += 1
+        self.clock.set_time_alert_ns(
+            f"maker-timeout-{order.client_order_id}",
+            self.clock.timestamp_ns() + self.maker_timeout_bars * self._bar_ns,
+            callback=lambda _event, order_id=order.client_order_id: self._maker_timeout(order_id),
+        )
+
+    def _maker_timeout(self, client_order_id: object) -> None:
+        order = self.cache.order(client_order_id)
+        if order is not None and order.is_open:
+            self._maker_timed_out.add(client_order_id)
+            self.cancel_order(order)
+
+    def on_order_canceled(self, event: object) -> None:
+        if event.client_order_id in self._maker_timed_out:
+            self._maker_timed_out.discard(event.client_order_id)
+            self.maker_stats["unfilled"] += 1
+
+    def on_order_rejected(self, event: object) -> None:
+        if event.due_post_only:
+            self.maker_stats["post_only_rejected"] += 1
+
+    @property
+    def maker_stats(self) -> dict[str, int]:
+        """Maker orders submitted, cancelled unfilled after the timeout, rejected as crossing."""
+        if "_maker_stats" not in self.__dict__:
+            self.__dict__["_maker_stats"] = dict.fromkeys(
+                ("submitted", "unfilled", "post_only_rejected"), 0
+            )
+        return self.__dict__["_maker_stats"]
+
+    @property
+    def _maker_timed_out(self) -> set:
+        return self.__dict__.setdefault("_maker_timed_out_ids", set())
 
     # ----- account views ----------------------------------------------------------------------
 

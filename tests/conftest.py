@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -25,11 +27,56 @@ MINUTE_LIVE_BARS = 400
 FAST_TRAINING = TrainConfig(hidden=32, n_blocks=2, max_epochs=4, batch_size=256, seed=3)
 
 
+# Tests that use these fixtures train a model, run a backtest or start a live node: `slow`.
+HEAVY_FIXTURES = frozenset({"trained_model", "minute_model", "run_config", "market", "live_bars"})
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run ``bybit_account`` tests first. Once a backtest or sandbox used venue BYBIT,
-    Nautilus (1.231) computes every later BYBIT account in the process from fills, on top
-    of the venue's wallet updates (see runtime.live.check_venue_accounts)."""
+    """Mark the heavy tests ``slow`` (``pytest -m "not slow"`` is the quick loop), and run the
+    ``bybit_account`` tests first: once a backtest or sandbox used venue BYBIT, Nautilus (1.231)
+    computes every later BYBIT account in the process from fills, on top of the venue's wallet
+    updates (see runtime.live.check_venue_accounts). Order is only an optimisation:
+    :func:`pytest_pyfunc_call` runs such a test in a fresh interpreter when it comes later."""
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: item.get_closest_marker("bybit_account") is None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A ``bybit_account`` test in a process that already simulated BYBIT runs alone in a fresh
+    interpreter (its result is this test's result)."""
+    if pyfuncitem.get_closest_marker("bybit_account") is None or _bybit_accounts_are_real():
+        return None
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", pyfuncitem.nodeid]
+    done = subprocess.run(
+        command, cwd=pyfuncitem.config.rootpath, capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        pytest.fail(f"in a fresh process:\n{(done.stdout + done.stderr)[-6000:]}")
+    return True
+
+
+def _bybit_accounts_are_real() -> bool:
+    from runtime.live import LiveError
+    from runtime.live import check_venue_accounts
+
+    try:
+        check_venue_accounts("demo")
+    except LiveError:
+        return False
+    return True
+
+
+@pytest.fixture
+def market(live_bars):
+    """The loopback Bybit emulator serving ``live_bars`` as a live market."""
+    from tests.live_support import LiveMarket
+
+    market = LiveMarket(live_bars)
+    yield market
+    market.stop()
 
 
 @pytest.fixture(scope="session")

@@ -267,3 +267,18 @@ def env_without_bybit_keys() -> dict[str, str]:
     """The current environment minus every Bybit key variable (for subprocesses)."""
     names = {name for pair in KEY_ENV_VARS.values() for name in pair}
     return {k: v for k, v in os.environ.items() if k not in names}
+
+
+PRIVATE_TOPICS = frozenset({"order", "execution", "position", "wallet"})
+
+
+def streams_ready(emu: EmulatorServer, trade: bool = True) -> bool:
+    """Public kline subscribed, private stream authenticated and subscribed to every private
+    topic, and (``trade``) the trade stream authenticated, on the emulator's websockets."""
+    sessions = emu.ws_sessions()
+    public = any(k == "public" and "kline.1.BTCUSDT" in t for k, _, t in sessions)
+    private = any(k == "private" and a and t >= PRIVATE_TOPICS for k, a, t in sessions)
+    if not trade:
+        return public and private
+    traded = any(k == "trade" and a for k, a, _ in sessions)
+    return public and private and traded and len(sessions) == 3

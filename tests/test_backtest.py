@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from catalogs.catalog import read_bars_frame
-from scoremodel.features import compute_features
-from scoremodel.inference import ScoreModel
 from runtime.backtest import run_backtest
 from runtime.reports import summarise
 from runtime.reports import write_report
+from scoremodel.features import compute_features
+from scoremodel.inference import ScoreModel
 from tests.conftest import BAR_TYPE
 
 # A permissive configuration trades often enough for the assertions below.

@@ -19,9 +19,9 @@ from catalogs.errors import BarTypeNotFoundError
 from catalogs.errors import CatalogNotFoundError
 from catalogs.errors import EmptyRangeError
 from catalogs.instruments import make_perpetual
-from scoremodel.checkpoint import CheckpointError
 from runtime.backtest import BacktestInputError
 from runtime.backtest import run_backtest as backtest
+from scoremodel.checkpoint import CheckpointError
 from strategies.model_loading import ModelMismatchError
 from tests.conftest import BAR_TYPE
 

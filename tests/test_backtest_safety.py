@@ -20,13 +20,13 @@ import pytest
 from nautilus_trader.config import StrategyConfig
 
 import run_backtest
-from scoremodel.checkpoint import usable_checkpoint
-from scoremodel.features import DEFAULT_SPEC
-from scoremodel.inference import ScoreModel
 from runtime.embedded_default import prepare_default_inputs
 from runtime.run_config import STRATEGY_RULES
 from runtime.run_config import ConfigError
 from runtime.run_config import load_run_config
+from scoremodel.checkpoint import usable_checkpoint
+from scoremodel.features import DEFAULT_SPEC
+from scoremodel.inference import ScoreModel
 from strategies.score_matching import ScoreMatchingConfig
 from tests.conftest import BAR_TYPE
 

@@ -17,9 +17,9 @@ from tests.bybit_emulator.harness import RecorderStrategy
 from tests.bybit_emulator.harness import wait_for_bar_headroom
 from tests.bybit_emulator.nautilus_clients import emulator_data_config
 from tests.bybit_emulator.nautilus_clients import emulator_exec_config
+from tests.live_support import streams_ready
 
 BTC = InstrumentId.from_str("BTCUSDT-LINEAR.BYBIT")
-PRIVATE_TOPICS = frozenset({"order", "execution", "position", "wallet"})
 
 
 @pytest.fixture
@@ -40,15 +40,6 @@ def make_node(emu: EmulatorServer, strategy: RecorderStrategy, **kwargs) -> Node
         strategies=[strategy],
         **kwargs,
     )
-
-
-def streams_ready(emu: EmulatorServer) -> bool:
-    """Public kline subscribed, private authenticated and subscribed, trade authenticated."""
-    sessions = emu.ws_sessions()
-    public = any(k == "public" and "kline.1.BTCUSDT" in t for k, _, t in sessions)
-    private = any(k == "private" and a and PRIVATE_TOPICS.issubset(t) for k, a, t in sessions)
-    trade = any(k == "trade" and a for k, a, _ in sessions)
-    return public and private and trade and len(sessions) == 3
 
 
 def count(strategy: RecorderStrategy, name: str) -> int:

@@ -98,7 +98,7 @@ def test_missing_weights_file(model_copy):
         ScoreModel.load(model_copy)
 
 
-def test_fast_path_equals_the_torch_module(trained_model, synthetic_catalog):
+def test_batch_forward_equals_the_torch_reference(trained_model, synthetic_catalog):
     """The fused float64 numpy forward reproduces the torch network (float64 and float32)."""
     model = ScoreModel.load(trained_model)
     states = compute_features(read_bars_frame(synthetic_catalog, BAR_TYPE)).to_numpy()[:500]
@@ -114,7 +114,7 @@ def test_fast_path_equals_the_torch_module(trained_model, synthetic_catalog):
         assert np.abs(fused - reference.double().numpy()).max() < tolerance
 
 
-def test_one_bar_and_batch_paths_agree(trained_model, synthetic_catalog):
+def test_compiled_per_bar_path_equals_the_batch_forward(trained_model, synthetic_catalog):
     model = ScoreModel.load(trained_model)
     states = compute_features(read_bars_frame(synthetic_catalog, BAR_TYPE)).to_numpy()[:300]
     for mode in ("score", "forecast"):

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from policy.calendar import bars_per_year
-from policy.filters import Blocker
-from policy.settings import PolicySettings
 from evaluation.simulate import Execution
 from evaluation.simulate import SignalPath
 from evaluation.simulate import simulate_leverage
 from evaluation.simulate import simulate_signals
+from policy.calendar import bars_per_year
+from policy.filters import Blocker
+from policy.settings import PolicySettings
 
 HOURLY = bars_per_year(3600)
 POLICY = PolicySettings()

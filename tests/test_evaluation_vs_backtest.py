@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 
 from catalogs.catalog import read_bars_frame
-from policy.calendar import bars_per_year
-from policy.decision import Policy
-from policy.settings import PolicySettings
 from evaluation.simulate import Execution
 from evaluation.simulate import SignalPath
 from evaluation.simulate import simulate_signals
-from scoremodel.features import compute_features
+from policy.calendar import bars_per_year
+from policy.decision import Policy
+from policy.settings import PolicySettings
 from runtime.backtest import run_backtest
+from scoremodel.features import compute_features
 from strategies.score_matching import lot_rules
 from tests.conftest import BAR_TYPE
 

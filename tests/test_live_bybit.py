@@ -8,33 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from runtime.live import node_config
 from policy.risk import RiskState
+from runtime.live import node_config
 from tests.live_support import BTC
 from tests.live_support import LiveHarness
 from tests.live_support import LiveMarket
 from tests.live_support import live_run_config
+from tests.live_support import streams_ready
 from tests.live_support import use_keys
 from tests.live_support import venue_position_qty
 
 pytestmark = pytest.mark.bybit_account  # see tests/conftest.py
 
-PRIVATE_TOPICS = frozenset({"order", "execution", "position", "wallet"})
-
-
-@pytest.fixture
-def market(live_bars):
-    market = LiveMarket(live_bars)
-    yield market
-    market.stop()
-
 
 def connected(harness: LiveHarness, market: LiveMarket) -> bool:
     """Warmed up, market data subscribed, private stream authenticated and subscribed."""
-    sessions = market.emu.ws_sessions()
-    public = any(k == "public" and "kline.1.BTCUSDT" in t for k, _, t in sessions)
-    private = any(k == "private" and a and t >= PRIVATE_TOPICS for k, a, t in sessions)
-    return harness.warmed_up() and public and private
+    return harness.warmed_up() and streams_ready(market.emu, trade=False)
 
 
 def books(harness: LiveHarness, market: LiveMarket) -> tuple[tuple, tuple]:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import run_live
-from runtime import live
 from policy.risk import RiskState
+from runtime import live
 from runtime.run_config import load_run_config
 from strategies.state_file import write_atomically
 from tests.bybit_emulator import EmulatorServer

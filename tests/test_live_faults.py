@@ -14,28 +14,11 @@ from tests.bybit_emulator import EmulatorServer
 from tests.live_support import LiveHarness
 from tests.live_support import LiveMarket
 from tests.live_support import live_run_config
+from tests.live_support import streams_ready
 from tests.live_support import use_keys
 from tests.live_support import venue_position_qty
 
 pytestmark = pytest.mark.bybit_account  # see tests/conftest.py
-
-PRIVATE_TOPICS = frozenset({"order", "execution", "position", "wallet"})
-
-
-@pytest.fixture
-def market(live_bars):
-    market = LiveMarket(live_bars)
-    yield market
-    market.stop()
-
-
-def streams_ready(market: LiveMarket) -> bool:
-    """Public kline subscribed, private authenticated and subscribed, trade authenticated."""
-    sessions = market.emu.ws_sessions()
-    public = any(k == "public" and "kline.1.BTCUSDT" in t for k, _, t in sessions)
-    private = any(k == "private" and a and t >= PRIVATE_TOPICS for k, a, t in sessions)
-    trade = any(k == "trade" and a for k, a, _ in sessions)
-    return public and private and trade and len(sessions) == 3
 
 
 def start_testnet(market: LiveMarket, minute_model, tmp_path, monkeypatch) -> LiveHarness:
@@ -43,7 +26,7 @@ def start_testnet(market: LiveMarket, minute_model, tmp_path, monkeypatch) -> Li
     use_keys(monkeypatch, "testnet", emu.credentials.api_key, emu.credentials.api_secret)
     harness = LiveHarness(live_run_config(minute_model, emu, tmp_path), "testnet")
     harness.start()
-    assert harness.wait_until(lambda: harness.warmed_up() and streams_ready(market), timeout=15)
+    assert harness.wait_until(lambda: harness.warmed_up() and streams_ready(market.emu), timeout=15)
     return harness
 
 
@@ -59,7 +42,7 @@ def test_websocket_drop_reconnects_without_duplicate_orders(
         accepted = emu.ws_accepted()
         assert emu.drop_websockets(refuse_for_s=1.0) == 3  # public, private and trade
         harness.sleep(1.2)
-        assert harness.wait_until(lambda: streams_ready(market), timeout=20), emu.ws_sessions()
+        assert harness.wait_until(lambda: streams_ready(market.emu), timeout=20), emu.ws_sessions()
         assert emu.ws_accepted() >= accepted + 3
 
         harness.decide(market, bars=3)

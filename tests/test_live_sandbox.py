@@ -16,19 +16,11 @@ from tests.bybit_emulator import EmulatorServer
 from tests.live_support import BTC
 from tests.live_support import MINUTE_NS
 from tests.live_support import LiveHarness
-from tests.live_support import LiveMarket
 from tests.live_support import clear_keys
 from tests.live_support import live_run_config
 from tests.live_support import use_keys
 
 TAKER_FEE = Decimal("0.0007")  # differs from the instrument's, to see the config applied
-
-
-@pytest.fixture
-def market(live_bars):
-    market = LiveMarket(live_bars)
-    yield market
-    market.stop()
 
 
 @pytest.mark.timeout(90)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from scoremodel.batch_forward import FusedScoreNet
 from scoremodel.calibration import QuantileTable
 from scoremodel.density import RayDensity
-from scoremodel.fastpath import FusedScoreNet
 from scoremodel.forecast import GridForecaster
 from scoremodel.network import ScoreNetwork
 from scoremodel.normalise import Normaliser

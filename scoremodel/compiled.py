@@ -4,7 +4,7 @@ incremental market-state update.
 Why not numpy: at one bar the network is a handful of 5 x 64 matrix products, and numpy's
 per-call overhead (~1-4 us per ufunc or small matmul, ~50 calls per forward) costs more than
 the arithmetic; ``python -m benchmarks`` measures both. The batch path stays in numpy/BLAS
-(:class:`scoremodel.fastpath.FusedScoreNet`), which wins for large batches; both compute the
+(:class:`scoremodel.batch_forward.FusedScoreNet`), which wins for large batches; both compute the
 same float64 maths and agree to ~1e-13.
 
 Only reassociation and FMA contraction are allowed (no finite-math assumptions), so NaN and

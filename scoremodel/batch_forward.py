@@ -77,7 +77,7 @@ class FusedScoreNet:
         return f.reshape(*rows_shape, f.shape[-1])
 
     def kernel_weights(self, shifts: np.ndarray) -> tuple:
-        """The weights in the compiled kernel's layout (see scoremodel.kernels.unit_score_rows)."""
+        """The weights in the compiled kernel's layout (see scoremodel.compiled.unit_score_rows)."""
 
         def transposed(a: np.ndarray) -> np.ndarray:
             return np.ascontiguousarray(np.swapaxes(a, -1, -2))
@@ -116,9 +116,3 @@ def _normalise(h: np.ndarray) -> np.ndarray:
 def _silu(u: np.ndarray) -> np.ndarray:
     """u sigmoid(u), written with tanh so that it never overflows."""
     return 0.5 * u * (1.0 + np.tanh(0.5 * u))
-
-
-def gauss_legendre_unit(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes t_m and weights w_m of n-point Gauss-Legendre quadrature on [0, 1]."""
-    nodes, weights = np.polynomial.legendre.leggauss(n_nodes)
-    return 0.5 * (nodes + 1.0), 0.5 * weights

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from catalogs.bars import format_interval
 from catalogs.bars import parse_interval
 from catalogs.bars import to_utc_timestamp
 from catalogs.catalog import DEFAULT_CATALOG_PATH
@@ -28,6 +29,7 @@ from catalogs.errors import IntervalError
 from catalogs.funding import BYBIT_MAX_FUNDING_ROWS
 from catalogs.funding import DEFAULT_FUNDING_INTERVAL
 from catalogs.funding import download_bybit_funding
+from catalogs.funding import read_funding
 from catalogs.funding import synthetic_funding
 from catalogs.funding import write_funding
 from catalogs.instruments import make_perpetual
@@ -229,6 +231,14 @@ def _run_info(args: argparse.Namespace) -> None:
     catalog = open_catalog(args.catalog)
     print(f"catalog: {catalog.path}")
     print(f"instruments: {', '.join(list_instrument_ids(catalog)) or 'none'}")
+    for instrument_id in list_instrument_ids(catalog):
+        rates = read_funding(catalog, instrument_id)
+        if len(rates):
+            print(
+                f"funding {instrument_id}: {len(rates):,} rates every "
+                f"{format_interval(rates.attrs['interval'])}, {_fmt(rates.index[0])} .. "
+                f"{_fmt(rates.index[-1])}"
+            )
     summaries = describe_bar_types(catalog)
     if not summaries:
         print("no bars stored")

@@ -9,6 +9,7 @@ configuration's catalog and bar type, from ``--catalog``/``--bar-type``, or from
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from cli_errors import open_fraction
 from cli_errors import positive_int
 from cli_errors import run_cli
 from evaluation.folds import EvaluationInputError
+from evaluation.parallel import default_workers
+from evaluation.parallel import ray_folds
+from evaluation.parallel import ray_session
 from evaluation.report import verdict
 from evaluation.report import write_report
 from evaluation.simulate import Execution
@@ -27,24 +31,92 @@ from evaluation.walk_forward import EVAL_TRAINING
 from evaluation.walk_forward import EvaluationConfig
 from evaluation.walk_forward import evaluate
 from policy.settings import PolicySettings
+from scoremodel.training import TrainConfig
 
 DEFAULT_REPORT_DIR = "reports/evaluation"
+DEFAULT_SWEEP_DIR = "reports/sweep"
+DEFAULT_INSTRUMENTS_DIR = "reports/instruments"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the evaluation; returns its exit status (2 for a user error)."""
+    """Run the evaluation, or the ``sweep`` / ``instruments`` command named first; returns the
+    exit status (2 for a user error)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "sweep":
+        args = _sweep_parser().parse_args(argv[1:])
+        return run_cli(lambda: _sweep(args), args.debug)
+    if argv and argv[0] == "instruments":
+        args = _instruments_parser().parse_args(argv[1:])
+        return run_cli(lambda: _instruments(args), args.debug)
     args = _parser().parse_args(argv)
     return run_cli(lambda: _evaluate(args), args.debug)
 
 
 def _parser() -> argparse.ArgumentParser:
-    defaults = EvaluationConfig()
     parser = argparse.ArgumentParser(
         prog="python -m evaluation",
         description="Train one model per walk-forward fold on past bars only, trade the next "
         "window with the run configuration's policy and costs, compare with baselines and "
-        "controls; write report.md, evaluation.json and PNGs.",
+        "controls; write report.md, evaluation.json and PNGs. Other commands: "
+        "`python -m evaluation sweep SPACE.yaml ...` (parameter sweeps) and "
+        "`python -m evaluation instruments ...` (train and backtest many bar types).",
     )
+    _add_data_options(parser)
+    parser.add_argument("--out", default=DEFAULT_REPORT_DIR, help="default: %(default)s")
+    _add_evaluation_options(parser)
+    _add_ray_options(
+        parser,
+        "run the folds as Ray tasks on a local Ray with N CPUs "
+        "(--workers alone: all cores); default: the folds one after the other here",
+    )
+    add_debug_flag(parser)
+    return parser
+
+
+def _sweep_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluation sweep",
+        description="Evaluate every trial of a grid or random space of policy (PolicySettings) "
+        "and model (TrainConfig) settings walk-forward, one Ray task per trial; write "
+        "trials.parquet/.csv, sweep.json and report.md (ranking by out-of-sample Sharpe, "
+        "deflated Sharpe, SPA test against the baselines). Finished trials are kept in "
+        "OUT/tasks and skipped by a re-run.",
+    )
+    parser.add_argument("space", help="sweep space YAML (see evaluation/sweep.py)")
+    _add_data_options(parser)
+    parser.add_argument("--out", default=DEFAULT_SWEEP_DIR, help="default: %(default)s")
+    _add_evaluation_options(parser)
+    _add_ray_options(parser, "local Ray with N CPUs (default: all cores)")
+    add_debug_flag(parser)
+    return parser
+
+
+def _instruments_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluation instruments",
+        description="For each bar type of a catalog: train a model (the production split) and "
+        "run the Nautilus backtest on its held-out block, one Ray task (own process) each; "
+        "one report per instrument under OUT/<bar type>, the combined OUT/instruments.csv.",
+    )
+    parser.add_argument(
+        "--config", help="run configuration YAML (the file run_backtest.py and run_live.py read)"
+    )
+    parser.add_argument("--catalog", help="ParquetDataCatalog directory (default: the config's)")
+    parser.add_argument(
+        "--bar-types", nargs="+", help="bar types to run (default: every bar type in the catalog)"
+    )
+    parser.add_argument("--out", default=DEFAULT_INSTRUMENTS_DIR, help="default: %(default)s")
+    parser.add_argument("--epochs", type=positive_int, default=TrainConfig().max_epochs)
+    parser.add_argument("--hidden", type=positive_int, default=TrainConfig().hidden)
+    parser.add_argument("--blocks", type=positive_int, default=TrainConfig().n_blocks)
+    parser.add_argument("--seed", type=non_negative_int, default=TrainConfig().seed)
+    parser.add_argument("--threads", type=positive_int, help="torch threads per task (default 1)")
+    _add_ray_options(parser, "local Ray with N CPUs (default: all cores)")
+    add_debug_flag(parser)
+    return parser
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", help="run configuration YAML (the file run_backtest.py and run_live.py read)"
     )
@@ -54,7 +126,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--interval", default="1min", help="bar interval of --csv (1min)")
     parser.add_argument("--start", help="first bar (ISO time, UTC)")
     parser.add_argument("--end", help="last bar (ISO time, UTC)")
-    parser.add_argument("--out", default=DEFAULT_REPORT_DIR, help="default: %(default)s")
+
+
+def _add_ray_options(parser: argparse.ArgumentParser, workers_help: str) -> None:
+    parser.add_argument(
+        "--workers", type=positive_int, nargs="?", const=default_workers(), help=workers_help
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="use the running Ray cluster at this address (e.g. 10.0.0.1:6379) instead of a "
+        "local Ray; every node must reach the catalog, CSV and output paths",
+    )
+
+
+def _add_evaluation_options(parser: argparse.ArgumentParser) -> None:
+    defaults = EvaluationConfig()
     parser.add_argument("--folds", type=positive_int, default=defaults.n_folds)
     parser.add_argument("--scheme", choices=("expanding", "rolling"), default=defaults.scheme)
     parser.add_argument(
@@ -74,8 +160,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap", type=positive_int, default=defaults.n_boot)
     parser.add_argument("--scenario-samples", type=positive_int, default=defaults.scenario_samples)
     parser.add_argument("--pc-steps", type=positive_int, default=defaults.pc_steps)
-    add_debug_flag(parser)
-    return parser
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -83,8 +167,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     run = load_run_config(args.config)
     bars, source = _csv_bars(args) if args.csv else _catalog_bars(args, run)
-    config = evaluation_config(args, run)
-    results, runs, scenarios = evaluate(bars, source, config)
+    parallel = args.workers is not None or args.ray_address is not None
+    config = evaluation_config(args, run, parallel)
+    if parallel:
+        with ray_session(args.workers, args.ray_address):
+            results, runs, scenarios = evaluate(bars, source, config, fold_runner=ray_folds)
+    else:
+        results, runs, scenarios = evaluate(bars, source, config)
     results["policy_source"] = args.config or "the defaults (no --config)"
     directory = write_report(args.out, results, runs, scenarios)
     print("\n".join(f"- {line}" for line in verdict(results)))
@@ -92,16 +181,77 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluation_config(args: argparse.Namespace, run) -> EvaluationConfig:
+def _sweep(args: argparse.Namespace) -> int:
+    from evaluation.sweep import load_space
+    from evaluation.sweep import sweep
+    from evaluation.sweep import trial_configs
+    from runtime.run_config import load_run_config
+
+    space = load_space(args.space)
+    run = load_run_config(args.config)
+    base = evaluation_config(args, run, parallel=True)
+    trial_configs(base, space)  # every trial checked before bars are read or Ray starts
+    bars, source = _csv_bars(args) if args.csv else _catalog_bars(args, run)
+    with ray_session(args.workers, args.ray_address):
+        _, summary = sweep(bars, source, base, space, args.out)
+    if "best" in summary:
+        best = summary["best"]
+        print(
+            f"best: trial {best['trial']}, Sharpe {best['sharpe']:+.2f}, deflated Sharpe "
+            f"{best['deflated_sharpe']:.2f} over {summary['finished']} trials"
+        )
+    print(f"report: {(Path(args.out) / 'report.md').resolve()}")
+    return 0 if not summary["failed"] else 1
+
+
+def _instruments(args: argparse.Namespace) -> int:
+    from catalogs.catalog import list_bar_types
+    from catalogs.errors import BarTypeNotFoundError
+    from catalogs.errors import CatalogNotFoundError
+    from runtime.many import run_instruments
+    from runtime.run_config import load_run_config
+
+    run = load_run_config(args.config)
+    catalog = args.catalog or run.backtest.catalog
+    if not Path(catalog).is_dir():
+        raise CatalogNotFoundError(
+            f"catalog {catalog} does not exist; give --catalog or a --config whose "
+            "backtest.catalog exists"
+        )
+    stored = list_bar_types(catalog)
+    missing = [bar_type for bar_type in args.bar_types or [] if bar_type not in stored]
+    if missing:
+        raise BarTypeNotFoundError(
+            f"no {', '.join(missing)} bars in the catalog {catalog} (it holds: "
+            f"{', '.join(stored) or 'no bars'}); import them with `python -m catalogs "
+            "import-csv` or leave them out of --bar-types"
+        )
+    train = replace(
+        TrainConfig(),
+        max_epochs=args.epochs,
+        hidden=args.hidden,
+        n_blocks=args.blocks,
+        seed=args.seed,
+        threads=args.threads or 1,
+    )
+    with ray_session(args.workers, args.ray_address):
+        table = run_instruments(args.config, catalog, args.bar_types or stored, train, args.out)
+    print(f"table: {(Path(args.out) / 'instruments.csv').resolve()}")
+    return 0 if (table["status"] == "ok").all() else 1
+
+
+def evaluation_config(args: argparse.Namespace, run, parallel: bool = False) -> EvaluationConfig:
     """The evaluation's settings: the run configuration's policy and account, the options'
-    folds and training budget."""
+    folds and training budget. Tasks run in parallel train with ``--threads`` or 1 torch
+    thread, a setting of the task (not of the worker), so any number of workers gives the
+    same results as the serial run with that thread count."""
     train = replace(
         EVAL_TRAINING,
         max_epochs=args.epochs,
         hidden=args.hidden,
         n_blocks=args.blocks,
         seed=args.seed,
-        threads=args.threads,
+        threads=args.threads or (1 if parallel else None),
     )
     execution = Execution(starting_balance=float(run.backtest.starting_balance))
     return replace(

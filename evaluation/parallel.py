@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -102,11 +103,14 @@ def ray_session(
     if ray.is_initialized():  # a caller (a test, a notebook) already runs Ray: use it
         yield
         return
+    env_vars = {"RAY_USAGE_STATS_ENABLED": "0"}
+    if not address:  # local workers import this code from wherever this process does
+        env_vars["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
     options: dict[str, Any] = {
         "include_dashboard": False,
         "log_to_driver": False,
         "logging_level": "ERROR",
-        "runtime_env": {"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}},
+        "runtime_env": {"env_vars": env_vars},
     }
     try:
         if address:
@@ -255,3 +259,24 @@ def _store_result(directory: Path, task: Task, value: Any) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(temporary path)`` next to ``path``, fsync, then rename over ``path``."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        with open(temporary, "rb") as stream:
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def put(value: Any) -> Any:
+    """``value`` in Ray's object store, shared by every task that receives the reference."""
+    import ray
+
+    return ray.put(value)

@@ -41,15 +41,11 @@ class RiskLimits:
     halt_cooldown_hours: float
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.reduce_drawdown <= self.max_drawdown < 1.0:
+        if self.reduce_drawdown > self.max_drawdown:
             raise ValueError(
-                "need 0 < reduce_drawdown <= max_drawdown < 1, got "
-                f"reduce_drawdown={self.reduce_drawdown}, max_drawdown={self.max_drawdown}"
+                f"reduce_drawdown = {self.reduce_drawdown} must be at most max_drawdown = "
+                f"{self.max_drawdown} (the ladder starts before the halt)"
             )
-        if not 0.0 < self.daily_loss_limit < 1.0:
-            raise ValueError(f"daily_loss_limit must be in (0, 1), got {self.daily_loss_limit}")
-        if self.halt_cooldown_hours < 0:
-            raise ValueError(f"halt_cooldown_hours must be >= 0, got {self.halt_cooldown_hours}")
 
 
 @dataclass(frozen=True)

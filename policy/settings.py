@@ -13,6 +13,16 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from field_rules import FRACTION_BELOW_ONE
+from field_rules import NON_NEGATIVE
+from field_rules import OPEN_FRACTION
+from field_rules import POSITIVE
+from field_rules import Flag
+from field_rules import Integer
+from field_rules import Nullable
+from field_rules import Number
+from field_rules import check_fields
+from field_rules import setting
 from policy.costs import Costs
 from policy.risk import RiskLimits
 from policy.sizing import SizingRules
@@ -20,48 +30,36 @@ from policy.sizing import SizingRules
 
 @dataclass(frozen=True)
 class PolicySettings:
-    """Filters, sizing and risk rules of the per-bar decision (see :mod:`policy.decision`)."""
+    """Filters, sizing and risk rules of the per-bar decision (see :mod:`policy.decision`).
+
+    Each field carries the rule its value must satisfy (:mod:`field_rules`); the run
+    configuration checks a file's ``strategy:`` values by the same rules."""
 
     # filters
-    density_percentile: float = 5.0  # states below this percentile of training log-density
-    min_confidence: float = 0.6  # calibrated percentile of |signal| among training states
-    consistency_bars: int = 3  # the direction must hold this many bars
-    hold_when_blocked: bool = False  # keep the position when only confidence/consistency block
+    density_percentile: float = setting(5.0, Number(0, 100, high_open=True))
+    min_confidence: float = setting(0.6, FRACTION_BELOW_ONE)  # percentile of |signal|
+    consistency_bars: int = setting(3, Integer(1))  # the direction must hold this many bars
+    hold_when_blocked: bool = setting(False, Flag())  # keep the position on weak signals
     # sizing
-    target_annual_vol: float = 0.30
-    max_leverage: float = 2.0
-    max_notional: float | None = None  # quote currency; None: no cap
-    no_trade_band: float = 0.05  # fraction of equity
+    target_annual_vol: float = setting(0.30, POSITIVE)
+    max_leverage: float = setting(2.0, POSITIVE)
+    max_notional: float | None = setting(None, Nullable(POSITIVE))  # quote currency
+    no_trade_band: float = setting(0.05, FRACTION_BELOW_ONE)  # fraction of equity
     # forecast mode: trade only an edge that beats its costs (policy.edge)
-    edge_margin: float = 0.25  # the predicted edge must beat the round-trip cost by 25 %
-    min_edge_probability: float = 0.5  # P(r > c) for a long, P(r < -c) for a short
-    kelly_fraction: float = 0.25  # of the Kelly leverage (|E r| - c) / Var r
-    slippage: float = 0.0001  # per side, estimate added to the venue's fee
+    edge_margin: float = setting(0.25, NON_NEGATIVE)  # the edge must beat the cost by 25 %
+    min_edge_probability: float = setting(0.5, FRACTION_BELOW_ONE)  # P(r > c) for a long
+    kelly_fraction: float = setting(0.25, Number(0, 1, low_open=True))  # of the Kelly leverage
+    slippage: float = setting(0.0001, Number(0, 0.05))  # per side, added to the venue's fee
     # risk
-    max_drawdown: float = 0.20
-    reduce_drawdown: float = 0.10
-    daily_loss_limit: float = 0.05
-    resume_after_halt: bool = False
-    halt_cooldown_hours: float = 24.0
+    max_drawdown: float = setting(0.20, OPEN_FRACTION)
+    reduce_drawdown: float = setting(0.10, OPEN_FRACTION)  # the ladder starts here
+    daily_loss_limit: float = setting(0.05, OPEN_FRACTION)
+    resume_after_halt: bool = setting(False, Flag())
+    halt_cooldown_hours: float = setting(24.0, NON_NEGATIVE)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.density_percentile < 100.0:
-            raise ValueError(
-                f"density_percentile must be in [0, 100), got {self.density_percentile}"
-            )
-        if not 0.0 <= self.min_confidence < 1.0:
-            raise ValueError(f"min_confidence must be in [0, 1), got {self.min_confidence}")
-        if self.consistency_bars < 1:
-            raise ValueError(f"consistency_bars must be >= 1, got {self.consistency_bars}")
-        if self.edge_margin < 0.0 or self.slippage < 0.0:
-            raise ValueError("edge_margin and slippage must be >= 0")
-        if not 0.0 <= self.min_edge_probability < 1.0:
-            raise ValueError(
-                f"min_edge_probability must be in [0, 1), got {self.min_edge_probability}"
-            )
-        if not 0.0 < self.kelly_fraction <= 1.0:
-            raise ValueError(f"kelly_fraction must be in (0, 1], got {self.kelly_fraction}")
-        _ = self.sizing, self.limits  # validate those rules now
+        check_fields(self)
+        _ = self.sizing, self.limits  # the rules across fields (policy.risk, policy.sizing)
 
     @cached_property
     def sizing(self) -> SizingRules:

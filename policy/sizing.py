@@ -15,14 +15,6 @@ class SizingRules:
     max_notional: float | None  # quote currency; None: no cap
     no_trade_band: float  # skip changes smaller than this fraction of equity
 
-    def __post_init__(self) -> None:
-        if self.target_annual_vol <= 0 or self.max_leverage <= 0:
-            raise ValueError("target_annual_vol and max_leverage must be positive")
-        if self.max_notional is not None and self.max_notional <= 0:
-            raise ValueError("max_notional must be positive (or None for no cap)")
-        if not 0.0 <= self.no_trade_band < 1.0:
-            raise ValueError(f"no_trade_band must be in [0, 1), got {self.no_trade_band}")
-
 
 @dataclass(frozen=True)
 class LotRules:

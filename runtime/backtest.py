@@ -18,8 +18,9 @@ the close itself would cross and be rejected, as Bybit rejects a crossing post-o
 Fill rule for bar data (conservative): a limit fills only when a later bar trades *through*
 its price (a buy when a price below it trades, a sell above it); a bar that merely touches
 the price does not fill it (Nautilus's ``FillModel(prob_fill_on_limit=0)``: no queue
-priority at the touch). It fills at its limit price and pays the maker fee. An order still
-open ``maker_timeout_bars`` bars after submission is cancelled (counted as unfilled); the
+priority at the touch). It fills at its limit price, or at a better price when a bar opens
+through it (Nautilus's matching), never slips, and pays the maker fee. An order still open
+``maker_timeout_bars`` bars after submission is cancelled (counted as unfilled); the
 next decision places a fresh order at its own bar's close.
 
 Funding: Nautilus charges none; when the catalog holds funding rates for the instrument
@@ -246,7 +247,8 @@ def build_engine(
         fill_model=FillModel(
             # maker: a limit fills only when a bar trades through it (see the module docstring)
             prob_fill_on_limit=0.0 if settings.execution == "maker" else 1.0,
-            prob_slippage=settings.slippage_probability,
+            # a limit never fills worse than its price: no slippage for maker execution
+            prob_slippage=0.0 if settings.execution == "maker" else settings.slippage_probability,
             random_seed=settings.seed,
         ),
         latency_model=LatencyModel(base_latency_nanos=int(settings.latency_ms * 1_000_000)),

@@ -22,10 +22,6 @@ Unknown keys are errors (a typo must not silently fall back to a default). A bad
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import math
-import re
-from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -36,10 +32,23 @@ import msgspec
 import pandas as pd
 import yaml
 from nautilus_trader.model.data import BarType
-from nautilus_trader.model.identifiers import InstrumentId
 
 from cli_errors import UserError
-from scoremodel.inference import SIGNAL_MODES
+from field_rules import NON_NEGATIVE
+from field_rules import PATH
+from field_rules import POSITIVE
+from field_rules import PROBABILITY
+from field_rules import Choice
+from field_rules import Flag
+from field_rules import Integer
+from field_rules import Nullable
+from field_rules import Number
+from field_rules import Rejected
+from field_rules import Text
+from field_rules import Timestamp
+from field_rules import rules_of
+from field_rules import setting
+from strategies.score_matching import STRATEGY_RULES
 from strategies.score_matching import ScoreMatchingConfig
 from strategies.score_matching import validate_config
 
@@ -56,228 +65,11 @@ class ConfigError(UserError, ValueError):
     """The run configuration file is unreadable or holds invalid values."""
 
 
-class _Rejected(Exception):
-    """A value does not satisfy a rule (the caller words the error)."""
-
-
-# ----- rules: what one field accepts ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Number:
-    """A finite number within optional bounds (``*_open``: the bound itself is excluded).
-
-    Numeric text is accepted too: YAML 1.1 reads ``5.5e-4`` (no dot in the mantissa) as text.
-    """
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    @property
-    def allowed(self) -> str:
-        if self.low is not None and self.high is not None:
-            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"a number in {left}{_number(self.low)}, {_number(self.high)}{right}"
-        if self.low is not None:
-            return f"a number {'>' if self.low_open else '>='} {_number(self.low)}"
-        if self.high is not None:
-            return f"a number {'<' if self.high_open else '<='} {_number(self.high)}"
-        return "a number"
-
-    def parse(self, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise _Rejected
-        try:
-            number = float(value)
-        except ValueError:
-            raise _Rejected from None
-        if not math.isfinite(number):
-            raise _Rejected
-        if self.low is not None and (number < self.low or (self.low_open and number == self.low)):
-            raise _Rejected
-        if self.high is not None and (
-            number > self.high or (self.high_open and number == self.high)
-        ):
-            raise _Rejected
-        return number
-
-
-def _number(value: float) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
-
-
-@dataclass(frozen=True)
-class Integer:
-    """A whole number (not a float, not a boolean) of at least ``low``."""
-
-    low: int
-
-    @property
-    def allowed(self) -> str:
-        return f"a whole number >= {self.low}"
-
-    def parse(self, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < self.low:
-            raise _Rejected
-        return value
-
-
-@dataclass(frozen=True)
-class Flag:
-    """true or false."""
-
-    allowed: str = "true or false"
-
-    def parse(self, value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise _Rejected
-        return value
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One of a fixed set of words (``upper``: case-insensitive, stored in upper case)."""
-
-    values: tuple[str, ...]
-    upper: bool = False
-
-    @property
-    def allowed(self) -> str:
-        return f"one of {', '.join(self.values)}"
-
-    def parse(self, value: Any) -> str:
-        if not isinstance(value, str):
-            raise _Rejected
-        word = value.upper() if self.upper else value
-        if word not in self.values:
-            raise _Rejected
-        return word
-
-
-@dataclass(frozen=True)
-class Text:
-    """A non-empty string, optionally matching a regular expression."""
-
-    allowed: str = "a non-empty text"
-    pattern: str | None = None
-
-    def parse(self, value: Any) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise _Rejected
-        if self.pattern is not None and re.fullmatch(self.pattern, value) is None:
-            raise _Rejected
-        return value
-
-
-@dataclass(frozen=True)
-class Parsed:
-    """A string that ``parser`` accepts (kept as the string)."""
-
-    parser: Callable[[str], object]
-    allowed: str
-
-    def parse(self, value: Any) -> str:
-        if not isinstance(value, str):
-            raise _Rejected
-        try:
-            self.parser(value)
-        except ValueError:
-            raise _Rejected from None
-        return value
-
-
-@dataclass(frozen=True)
-class Timestamp:
-    """An ISO date/time, kept as ISO text (YAML turns an unquoted date into a date object)."""
-
-    allowed: str = "an ISO date/time (UTC) such as 2027-01-01 or 2027-01-01T12:00"
-
-    def parse(self, value: Any) -> str:
-        if isinstance(value, (datetime.date, datetime.datetime)):
-            return value.isoformat()
-        if not isinstance(value, str):
-            raise _Rejected
-        try:
-            pd.Timestamp(value)
-        except ValueError:
-            raise _Rejected from None
-        return value
-
-
-@dataclass(frozen=True)
-class Nullable:
-    """``null`` or what ``rule`` accepts."""
-
-    rule: Any
-
-    @property
-    def allowed(self) -> str:
-        return f"{self.rule.allowed}, or null"
-
-    def parse(self, value: Any) -> Any:
-        return None if value is None else self.rule.parse(value)
-
-
-POSITIVE = Number(low=0, low_open=True)
-NON_NEGATIVE = Number(low=0)
-PROBABILITY = Number(0, 1)
-FRACTION_BELOW_ONE = Number(0, 1, high_open=True)  # [0, 1)
-OPEN_FRACTION = Number(0, 1, low_open=True, high_open=True)  # (0, 1)
-PATH = Text("a non-empty path")
 HTTP_URL = Nullable(Text("an http:// or https:// URL", r"https?://\S+"))
 WS_URL = Nullable(Text("a ws:// or wss:// URL", r"wss?://\S+"))
 TRADER_ID = Text("a trader id NAME-TAG such as SCOREMATCH-001", r"[A-Za-z0-9_.]+-[A-Za-z0-9_.-]+")
-INSTRUMENT_ID = Parsed(InstrumentId.from_str, "an instrument id such as BTCUSDT-LINEAR.BYBIT")
-BAR_TYPE = Parsed(BarType.from_str, "a bar type such as BTCUSDT-LINEAR.BYBIT-1-HOUR-LAST-EXTERNAL")
 
-# ScoreMatchingConfig's own fields (strategies/score_matching.py documents each). The fields it
-# inherits from Nautilus's StrategyConfig (strategy_id, order_id_tag, oms_type...) are checked
-# by msgspec when the struct is parsed.
-STRATEGY_RULES: dict[str, Any] = {
-    "instrument_id": INSTRUMENT_ID,
-    "bar_type": BAR_TYPE,
-    "model_path": PATH,
-    "signal_mode": Choice(SIGNAL_MODES),
-    "density_percentile": Number(0, 100, high_open=True),
-    "min_confidence": FRACTION_BELOW_ONE,
-    "consistency_bars": Integer(1),
-    "hold_when_blocked": Flag(),
-    "target_annual_vol": POSITIVE,
-    "max_leverage": POSITIVE,
-    "max_notional": Nullable(POSITIVE),
-    "no_trade_band": FRACTION_BELOW_ONE,
-    "max_drawdown": OPEN_FRACTION,
-    "reduce_drawdown": OPEN_FRACTION,
-    "daily_loss_limit": OPEN_FRACTION,
-    "resume_after_halt": Flag(),
-    "halt_cooldown_hours": NON_NEGATIVE,
-    "warmup_from_history": Flag(),
-    "history_page_bars": Integer(1),
-    "allow_bar_type_mismatch": Flag(),
-    "publish_diagnostics": Flag(),
-    "record_diagnostics": Flag(),
-    "log_every_bars": Integer(0),
-    "kill_switch_path": Nullable(PATH),
-    "kill_switch_poll_secs": NON_NEGATIVE,
-    "state_path": Nullable(PATH),
-    "subscribe_quotes": Flag(),
-    "close_positions_on_stop": Flag(),
-    "reduce_only_on_stop": Flag(),
-    "reconcile_interval_secs": NON_NEGATIVE,
-}
-
-# (section, lower field, upper field, strictly lower): pairs that must be ordered
-ORDERED_FIELDS = (
-    ("strategy", "reduce_drawdown", "max_drawdown", False),
-    ("backtest", "start", "end", True),
-)
-
-
-def setting(default: Any, rule: Any) -> Any:
-    """A settings field with its default and the rule its configured value must satisfy."""
-    return field(default=default, metadata={"rule": rule})
+ORDERED_FIELDS = (("backtest", "start", "end", True),)
 
 
 # ----- the settings ---------------------------------------------------------------------------
@@ -372,7 +164,7 @@ def load_run_config(path: str | Path | None = None, **strategy_overrides: Any) -
 def with_backtest_overrides(run: RunConfig, source: str = COMMAND_LINE, **values: Any) -> RunConfig:
     """``run`` with these backtest settings replaced (None values ignored), validated."""
     given = {k: v for k, v in values.items() if v is not None}
-    _reject_unknown(given, _settings_rules(BacktestSettings), source, "backtest")
+    _reject_unknown(given, rules_of(BacktestSettings), source, "backtest")
     merged = {**dataclasses.asdict(run.backtest), **given}
     backtest = _settings(BacktestSettings, merged, source, "backtest")
     return dataclasses.replace(run, backtest=backtest)
@@ -391,11 +183,10 @@ def parse_strategy_config(fields: dict[str, Any], source: str = "<config>") -> S
         config = ScoreMatchingConfig.parse(msgspec.json.encode(checked))
     except (msgspec.ValidationError, ValueError, TypeError) as error:
         raise ConfigError(f"{source}: invalid strategy config: {error}") from error
-    _check_order(config, source, "strategy")
     try:
         validate_config(config)
-    except ValueError as error:
-        raise ConfigError(f"{source}: invalid strategy config: {error}") from error
+    except ValueError as error:  # a rule across fields (policy.risk, policy.sizing)
+        raise ConfigError(f"{source}: strategy.{error}") from error
     return config
 
 
@@ -454,7 +245,7 @@ def _checked(
             continue
         try:
             checked[name] = rule.parse(value)
-        except _Rejected:
+        except Rejected:
             raise ConfigError(
                 f"{source}: {section}.{name} = {value!r} is invalid; expected {rule.allowed}"
             ) from None
@@ -484,10 +275,6 @@ def _utc(value: str) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _settings_rules(cls: type) -> dict[str, Any]:
-    return {f.name: f.metadata["rule"] for f in dataclasses.fields(cls)}
-
-
 def _reject_unknown(
     values: Mapping[str, Any], rules: Mapping[str, Any], source: str, section: str
 ) -> None:
@@ -500,7 +287,7 @@ def _reject_unknown(
 
 
 def _settings(cls: type, values: Mapping[str, Any], source: str, section: str) -> Any:
-    rules = _settings_rules(cls)
+    rules = rules_of(cls)
     _reject_unknown(values, rules, source, section)
     settings = cls(**_checked(rules, values, source, section))
     _check_order(settings, source, section)

@@ -38,6 +38,15 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.trading.strategy import Strategy
 
+from field_rules import NON_NEGATIVE
+from field_rules import PATH
+from field_rules import Choice
+from field_rules import Flag
+from field_rules import Integer
+from field_rules import Nullable
+from field_rules import Parsed
+from field_rules import Rejected
+from field_rules import rules_of
 from policy.calendar import bars_per_year
 from policy.decision import Decision
 from policy.decision import Policy
@@ -94,6 +103,10 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
         Cap on |notional| in the settlement currency.
     no_trade_band : float, default 0.05
         Position changes smaller than this fraction of equity are not traded.
+    edge_margin, min_edge_probability, kelly_fraction, slippage
+        Forecast mode: trade only an edge that beats the round-trip cost (the venue's fee plus
+        ``slippage`` per side) by ``edge_margin``, with at least ``min_edge_probability``;
+        size by ``kelly_fraction`` of the Kelly leverage; see :mod:`policy.edge`.
     max_drawdown, reduce_drawdown, daily_loss_limit, resume_after_halt, halt_cooldown_hours
         Risk rules, see :mod:`policy.risk`.
     warmup_from_history : bool, default True
@@ -141,6 +154,10 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
     max_leverage: float = DEFAULT_POLICY.max_leverage
     max_notional: float | None = DEFAULT_POLICY.max_notional
     no_trade_band: float = DEFAULT_POLICY.no_trade_band
+    edge_margin: float = DEFAULT_POLICY.edge_margin
+    min_edge_probability: float = DEFAULT_POLICY.min_edge_probability
+    kelly_fraction: float = DEFAULT_POLICY.kelly_fraction
+    slippage: float = DEFAULT_POLICY.slippage
     max_drawdown: float = DEFAULT_POLICY.max_drawdown
     reduce_drawdown: float = DEFAULT_POLICY.reduce_drawdown
     daily_loss_limit: float = DEFAULT_POLICY.daily_loss_limit
@@ -159,6 +176,32 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
     close_positions_on_stop: bool = True
     reduce_only_on_stop: bool = True
     reconcile_interval_secs: NonNegativeFloat = 30.0
+
+
+INSTRUMENT_ID = Parsed(InstrumentId.from_str, "an instrument id such as BTCUSDT-LINEAR.BYBIT")
+BAR_TYPE = Parsed(BarType.from_str, "a bar type such as BTCUSDT-LINEAR.BYBIT-1-HOUR-LAST-EXTERNAL")
+# The rule of each ScoreMatchingConfig field (field_rules); the fields it inherits from
+# Nautilus's StrategyConfig (strategy_id, order_id_tag, oms_type...) are checked by msgspec.
+STRATEGY_RULES: dict[str, object] = {
+    **rules_of(PolicySettings),  # the policy's own rules (policy/settings.py)
+    "instrument_id": INSTRUMENT_ID,
+    "bar_type": BAR_TYPE,
+    "model_path": PATH,
+    "signal_mode": Choice(SIGNAL_MODES),
+    "warmup_from_history": Flag(),
+    "history_page_bars": Integer(1),
+    "allow_bar_type_mismatch": Flag(),
+    "publish_diagnostics": Flag(),
+    "record_diagnostics": Flag(),
+    "log_every_bars": Integer(0),
+    "kill_switch_path": Nullable(PATH),
+    "kill_switch_poll_secs": NON_NEGATIVE,
+    "state_path": Nullable(PATH),
+    "subscribe_quotes": Flag(),
+    "close_positions_on_stop": Flag(),
+    "reduce_only_on_stop": Flag(),
+    "reconcile_interval_secs": NON_NEGATIVE,
+}
 
 
 class ScoreMatchingStrategy(Strategy):
@@ -537,15 +580,18 @@ class ScoreMatchingStrategy(Strategy):
 
 
 def validate_config(config: ScoreMatchingConfig) -> PolicySettings:
-    """The config's policy settings; values that cannot work are refused with the field named."""
-    if config.signal_mode not in SIGNAL_MODES:
-        raise ValueError(f"signal_mode must be one of {SIGNAL_MODES}, got {config.signal_mode!r}")
-    if not config.model_path:
-        raise ValueError(
-            "model_path is empty; point it at a directory from `python -m scoremodel train`"
-        )
-    if config.kill_switch_poll_secs < 0:
-        raise ValueError(f"kill_switch_poll_secs must be >= 0, got {config.kill_switch_poll_secs}")
+    """The config's policy settings; a value that breaks its field's rule (:data:`STRATEGY_RULES`)
+    or a rule across fields is refused with the field named (ValueError)."""
+    for name, rule in STRATEGY_RULES.items():
+        value = getattr(config, name)
+        try:
+            rule.parse(
+                value
+                if isinstance(value, bool | int | float | str) or value is None
+                else str(value)
+            )
+        except Rejected:
+            raise ValueError(f"{name} = {value!r} is invalid; expected {rule.allowed}") from None
     return PolicySettings.from_fields(config)
 
 

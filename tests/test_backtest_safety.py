@@ -257,7 +257,10 @@ def test_the_defaults_own_unusable_model_is_retrained_there_and_said_so(
         ("strategy:\n  density_percentile: 100\n", "expected a number in [0, 100)"),
         ("strategy:\n  min_confidence: 1.5\n", "strategy.min_confidence = 1.5 is invalid"),
         ("strategy:\n  max_drawdown: 1.0\n", "expected a number in (0, 1)"),
-        ("strategy:\n  reduce_drawdown: 0.3\n", "strategy.reduce_drawdown = 0.3 must be at most max_drawdown = 0.2"),
+        (
+            "strategy:\n  reduce_drawdown: 0.3\n",
+            "strategy.reduce_drawdown = 0.3 must be at most max_drawdown = 0.2",
+        ),
         ("strategy:\n  signal_mode: scores\n", "expected one of score, forecast"),
         ("strategy:\n  consistency_bars: 2.5\n", "expected a whole number >= 1"),
         ("strategy:\n  max_leverage: .nan\n", "strategy.max_leverage = nan is invalid"),

@@ -90,9 +90,9 @@ def test_kill_switch_halt_and_state_round_trip():
 
 
 def test_limits_are_validated():
-    with pytest.raises(ValueError, match="reduce_drawdown = 0.2 must be at most max_drawdown"):
+    with pytest.raises(ValueError, match=r"reduce_drawdown = 0\.2 must be at most max_drawdown"):
         PolicySettings(max_drawdown=0.1, reduce_drawdown=0.2)
-    with pytest.raises(ValueError, match="daily_loss_limit = 1.5 is invalid"):
+    with pytest.raises(ValueError, match=r"daily_loss_limit = 1\.5 is invalid"):
         PolicySettings(daily_loss_limit=1.5)
 
 

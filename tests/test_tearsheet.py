@@ -131,7 +131,10 @@ def test_backtest_png_and_summary_state_the_same_definitions(report):
     summary = json.loads((report / "summary.json").read_text())
     definitions = summary["definitions"]
     assert f"annualised with {DAYS_PER_YEAR} days" in definitions["annualisation"]
-    assert "fee" in definitions["fees"] and "not simulated" in definitions["funding"]
+    assert (
+        "fee" in definitions["fees"]
+        and "position x last bar close x rate" in definitions["funding"]
+    )
     data, layout = figure(report / "tearsheet.html")
     run_info = next(t for t in data if t["type"] == "table")["cells"]["values"]
     shown = dict(zip(*run_info, strict=True))

@@ -35,6 +35,10 @@ from catalogs.csv_import import read_ohlcv_csv
 from catalogs.instruments import make_perpetual
 from catalogs.synthetic import generate_bars
 from scoremodel.checkpoint import usable_checkpoint
+from scoremodel.cond_predictive import DEFAULT_COST
+from scoremodel.cond_predictive import BarPredictor
+from scoremodel.cond_predictive import predict_batch
+from scoremodel.cond_training import ConditionalTrainConfig
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import compute_features
 from scoremodel.inference import ScoreModel
@@ -47,6 +51,8 @@ from scoremodel.training import train_score_network
 BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-MINUTE-LAST-EXTERNAL"
 SHARED_CSV = Path(__file__).resolve().parents[1].parent / "shared/data/btcusdt_perp_1m_2022-01.csv"
 FAST_PATH_TOLERANCE = 1e-6
+EDGE_PATH_TOLERANCE = 1e-9  # the per-bar and batch paths of the conditional forecaster
+MODES = ("score", "forecast", "edge")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     results["bare_bars_per_s"] = bare["bars_per_s"]
     results["hold_bars_per_s"] = run_engine(catalog, model_dir, "hold")["bars_per_s"]
     results["full_bars_per_s"] = {}
-    for mode in ("score", "forecast"):
+    for mode in MODES:
         full = run_engine(catalog, model_dir, mode)
         results["full_bars_per_s"][mode] = full["bars_per_s"]
         results[f"latency_{mode}"] = full["latency_us"]
@@ -76,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     results["naive_bars_per_s"] = naive_bars_per_second(model, bars, n_bars=args.naive_bars)
     results["batch_states_per_s"] = batch_states_per_second(model, states)
     results["fast_path_max_abs_diff"] = fast_path_difference(model, states)
+    results["edge_path_max_abs_diff"] = edge_path_difference(model, states)
     results.update(training_throughput(states, args.seed))
     summarise(results)
     write(results, Path(args.out_dir))
@@ -83,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     difference = results["fast_path_max_abs_diff"]
     if difference > FAST_PATH_TOLERANCE:
         print(f"FAIL: the fast path differs from the torch model by {difference:.2e}")
+        return 1
+    if results["edge_path_max_abs_diff"] > EDGE_PATH_TOLERANCE:
+        print("FAIL: the per-bar conditional forecast differs from the batch path")
         return 1
     return 0
 
@@ -116,11 +126,14 @@ def prepare(work: Path, n_bars: int, real: bool, seed: int) -> tuple[Path, Path]
         else:
             frame = generate_bars(n_bars, interval="1min", seed=seed)
         write_bars(catalog, frame, make_perpetual("BTCUSDT"), "1min", round_prices=True)
-    if usable_checkpoint(model_dir, DEFAULT_SPEC) is not None:  # missing, or from an old version
+    if usable_checkpoint(model_dir, DEFAULT_SPEC) is not None or not _has_conditional(model_dir):
         bars = read_bars_frame(catalog, BAR_TYPE)
         train_bars = bars.iloc[: max(int(0.3 * len(bars)), 5_000)]
         print(f"training the benchmark model on {len(train_bars):,} bars (cached) ...")
-        config = FitConfig(train=TrainConfig(max_epochs=40, seed=seed))
+        config = FitConfig(
+            train=TrainConfig(max_epochs=40, seed=seed),
+            conditional=ConditionalTrainConfig(max_epochs=10, seed=seed),
+        )
         model = fit_model(train_bars, BAR_TYPE, config, progress=False)
         save_model(model, model_dir, overwrite=True)  # the benchmark's own cache
     return catalog, model_dir
@@ -135,11 +148,30 @@ def batch_states_per_second(model: ScoreModel, states: np.ndarray) -> float:
     return len(states) / (time.perf_counter() - started)
 
 
+def _has_conditional(model_dir: Path) -> bool:
+    return "conditional" in ScoreModel.load(model_dir).manifest["models"]
+
+
 def fast_path_difference(model: ScoreModel, states: np.ndarray) -> float:
     """max |compiled one-bar path - torch reference| over every state (score and density)."""
     fast = np.array([(a.signal, a.log_density) for a in map(model.assess, states)])
     reference = torch_reference(model, states)
     return float(np.abs(fast - reference).max())
+
+
+def edge_path_difference(model: ScoreModel, states: np.ndarray) -> float:
+    """max |compiled per-bar conditional forecast - batch path| over every state (mean, std,
+    P(r > 0), P(r > c), P(r < -c), quantiles, every horizon)."""
+    batch = predict_batch(model.conditional, states, DEFAULT_COST)
+    predictor = BarPredictor(model.conditional, cost=DEFAULT_COST)
+    worst = 0.0
+    for i, state in enumerate(states):
+        if not predictor.update(state):
+            continue
+        for name in ("mean", "std", "p_up", "p_up_cost", "p_down_cost", "quantiles"):
+            ours, theirs = getattr(predictor, name), getattr(batch, name)[i]
+            worst = max(worst, float(np.abs(ours - theirs).max()))
+    return worst
 
 
 def torch_reference(model: ScoreModel, states: np.ndarray) -> np.ndarray:
@@ -229,7 +261,7 @@ def table(r: dict) -> str:
             f"{r['hold_bars_per_s']:,.0f} bars/s (Nautilus marks an open position to market)",
         ),
     ]
-    for mode in ("score", "forecast"):
+    for mode in MODES:
         lat = r[f"latency_{mode}"]
         rows.append((
             f"2. full strategy, {mode} mode",
@@ -237,7 +269,9 @@ def table(r: dict) -> str:
             f"({r['full_to_hold'][mode]:.0%} of holding), "
             f"{r['full_to_naive'][mode]:,.0f}x naive; on_bar mean {lat['mean']:.0f} us, "
             f"p50 {lat['p50']:.0f} us, "
-            f"p99 {lat['p99']:.0f} us, max {lat['max']:,.0f} us; {r[f'orders_{mode}']:,} orders; "
+            f"p99 {lat['p99']:.0f} us (bars without an order: mean "
+            f"{lat['mean_without_order']:.0f} us, p99 {lat['p99_without_order']:.0f} us), "
+            f"max {lat['max']:,.0f} us; {r[f'orders_{mode}']:,} orders; "
             f"RSS growth 100k->end {r[f'rss_{mode}']['growth_mb']:+.1f} MB",
         ))  # fmt: skip
     heavy = r["order_heavy"]
@@ -251,6 +285,10 @@ def table(r: dict) -> str:
         (
             "fast path vs torch",
             f"max |diff| {r['fast_path_max_abs_diff']:.1e} (tolerance {FAST_PATH_TOLERANCE:g})",
+        ),
+        (
+            "edge per-bar vs batch",
+            f"max |diff| {r['edge_path_max_abs_diff']:.1e} (tolerance {EDGE_PATH_TOLERANCE:g})",
         ),
         (
             "DSM training",

@@ -20,6 +20,7 @@ from catalogs.catalog import read_bars_frame
 from runtime.backtest import build_engine
 from runtime.backtest import next_open_quotes
 from runtime.run_config import load_run_config
+from scoremodel.inference import SIGNAL_MODES
 from strategies.score_matching import ScoreMatchingStrategy
 
 BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-MINUTE-LAST-EXTERNAL"
@@ -70,10 +71,17 @@ class TimedScoreMatchingStrategy(ScoreMatchingStrategy):
     def __init__(self, config, n_bars: int) -> None:
         super().__init__(config)
         self.latency_ns = np.zeros(n_bars, dtype=np.int64)
+        self.ordered = np.zeros(n_bars, dtype=bool)  # the bar submitted an order
         self.calls = 0
         self.rss_half = self.rss_end = 0
         self._half = n_bars // 2
         self._last = n_bars - 1
+
+    _submitted = False
+
+    def _submit(self, decision) -> None:
+        self._submitted = True
+        super()._submit(decision)
 
     def on_bar(self, bar: Bar) -> None:
         started = time.perf_counter_ns()
@@ -81,6 +89,8 @@ class TimedScoreMatchingStrategy(ScoreMatchingStrategy):
         i = self.calls
         if i <= self._last:
             self.latency_ns[i] = time.perf_counter_ns() - started
+            self.ordered[i] = self._submitted
+            self._submitted = False
         if i == self._half:
             self.rss_half = current_rss()
         elif i == self._last:
@@ -94,11 +104,11 @@ def current_rss() -> int:
 
 
 def run_engine(catalog: Path, model_dir: Path, mode: str, order_heavy: bool = False) -> dict:
-    """One backtest over every bar of the catalog; ``mode``: bare, hold, score or forecast."""
+    """One backtest over every bar of the catalog; ``mode``: bare, hold or a signal mode."""
     overrides = ORDER_HEAVY if order_heavy else {}
     run = load_run_config(
         model_path=str(model_dir), bar_type=BAR_TYPE,
-        signal_mode=mode if mode in ("score", "forecast") else "score", **overrides,
+        signal_mode=mode if mode in SIGNAL_MODES else "score", **overrides,
     )  # fmt: skip
     instrument = load_instrument(catalog, str(run.strategy.instrument_id))
     bars = open_catalog(catalog).bars([BAR_TYPE])
@@ -120,11 +130,14 @@ def run_engine(catalog: Path, model_dir: Path, mode: str, order_heavy: bool = Fa
     result = {"bars_per_s": len(bars) / seconds, "orders": len(engine.cache.orders())}
     if mode not in ("bare", "hold"):
         latency = strategy.latency_ns[: strategy.calls] / 1_000
+        quiet = latency[~strategy.ordered[: strategy.calls]]
         result["latency_us"] = {
             "mean": float(latency.mean()),
             "p50": float(np.percentile(latency, 50)),
             "p99": float(np.percentile(latency, 99)),
             "max": float(latency.max()),
+            "p99_without_order": float(np.percentile(quiet, 99)),
+            "mean_without_order": float(quiet.mean()),
         }
         result["rss_mb"] = {
             "at_half": strategy.rss_half / 2**20,

@@ -27,6 +27,7 @@ from evaluation.parallel import ray_session
 from evaluation.report import verdict
 from evaluation.report import write_report
 from evaluation.simulate import Execution
+from evaluation.walk_forward import EVAL_CONDITIONAL
 from evaluation.walk_forward import EVAL_TRAINING
 from evaluation.walk_forward import EvaluationConfig
 from evaluation.walk_forward import evaluate
@@ -253,6 +254,12 @@ def evaluation_config(args: argparse.Namespace, run, parallel: bool = False) -> 
         seed=args.seed,
         threads=args.threads or (1 if parallel else None),
     )
+    conditional = replace(  # the forecaster and its NLL control get the same budget
+        EVAL_CONDITIONAL,
+        max_epochs=min(args.epochs, EVAL_CONDITIONAL.max_epochs),
+        hidden=args.hidden,
+        seed=args.seed,
+    )
     execution = Execution(starting_balance=float(run.backtest.starting_balance))
     return replace(
         EvaluationConfig(),
@@ -262,6 +269,8 @@ def evaluation_config(args: argparse.Namespace, run, parallel: bool = False) -> 
         train_bars=args.train_bars,
         horizon=args.horizon,
         train=train,
+        conditional=conditional,
+        signal_mode=run.strategy.signal_mode,
         policy=PolicySettings.from_fields(run.strategy),
         execution=execution,
         random_draws=args.random_draws,

@@ -12,6 +12,7 @@ import numpy as np
 
 from evaluation.forecast_quality import gaussian_quantiles
 from evaluation.forecast_quality import pit_from_quantiles
+from evaluation.summary import MODEL
 from evaluation.summary import FoldRun
 from scoremodel.forecast import QUANTILES
 
@@ -119,7 +120,7 @@ def _ic(results: dict) -> plt.Figure:
 def _pit(runs: list[FoldRun]) -> plt.Figure:
     levels = np.asarray(QUANTILES)
     y = np.concatenate([r.forward for r in runs])
-    q = np.concatenate([r.quantiles for r in runs])
+    q = np.concatenate([r.predictives[MODEL][0] for r in runs])
     s = np.concatenate([r.baseline_sigma for r in runs])
     keep = np.isfinite(y) & np.isfinite(s)
     u_model = pit_from_quantiles(levels, q[keep], y[keep])

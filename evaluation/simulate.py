@@ -25,6 +25,8 @@ import pandas as pd
 from policy.decision import UNROUNDED
 from policy.decision import Decision
 from policy.decision import Policy
+from policy.edge import NO_VIEW
+from policy.edge import ForecastView
 from policy.settings import PolicySettings
 from policy.sizing import LotRules
 
@@ -166,3 +168,53 @@ def _run(bars: pd.DataFrame, decide: Decide, execution: Execution) -> SimResult:
         target=np.asarray(target, dtype=np.float64),
         decisions=decisions,
     )
+
+
+@dataclass(frozen=True)
+class ForecastPath:
+    """A forecaster's predictive summary per bar (the traded horizon), and the density gate."""
+
+    mean: np.ndarray  # E[r_h]
+    std: np.ndarray
+    p_above_cost: np.ndarray  # P(r_h > c)
+    p_below_cost: np.ndarray  # P(r_h < -c)
+    in_distribution: np.ndarray
+    bar_volatility: np.ndarray
+
+
+def simulate_forecasts(
+    bars: pd.DataFrame,
+    forecasts: ForecastPath,
+    settings: PolicySettings,
+    bars_per_year: float,
+    horizon: int,
+    execution: Execution = Execution(),
+) -> SimResult:
+    """Trade a forecaster through the policy's edge mode, as the Nautilus strategy would: only
+    an edge that beats the round-trip cost at ``execution``'s fee (:mod:`policy.edge`)."""
+    policy = Policy(
+        settings,
+        bars_per_year,
+        lots=execution.lots,
+        costs=settings.costs(fee=execution.taker_fee),
+        horizon=horizon,
+    )
+    columns = (
+        forecasts.mean,
+        forecasts.std,
+        forecasts.p_above_cost,
+        forecasts.p_below_cost,
+    )
+    views = [
+        ForecastView(*values) if np.isfinite(values).all() else NO_VIEW
+        for values in zip(*(np.asarray(c, dtype=np.float64).tolist() for c in columns), strict=True)
+    ]
+    familiar = np.asarray(forecasts.in_distribution, dtype=bool).tolist()
+    volatility = np.asarray(forecasts.bar_volatility, dtype=np.float64).tolist()
+
+    def decide(t: int, ts: int, equity: float, price: float, position: float) -> Decision:
+        return policy.decide_forecast(
+            ts, familiar[t], views[t], volatility[t], equity, price, position
+        )
+
+    return _run(bars, decide, execution)

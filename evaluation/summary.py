@@ -27,11 +27,14 @@ from evaluation.simulate import SimResult
 from scoremodel.forecast import QUANTILES
 from scoremodel.inference import ScoreModel
 
-MODEL = "model"
+MODEL = "model"  # the run configuration's signal mode (edge: the conditional forecaster)
 FILTER_VARIANTS = ("model_no_filter", "model_mahalanobis", "model_gmm")
+CONTROLS = ("ridge", "nll_mlp")  # the same policy on plain regressions of the same contexts
+OTHER_MODES = ("model_score", "model_forecast")  # the chapter's score signal, the joint grid
 BASELINES = ("buy_and_hold", "momentum", "reversal", "random")
-STRATEGIES = (MODEL, *FILTER_VARIANTS, "model_forecast", *BASELINES)
-IC_SIGNALS = ("model", "model_forecast", "momentum", "reversal")
+STRATEGIES = (MODEL, *FILTER_VARIANTS, *OTHER_MODES, *CONTROLS, *BASELINES)
+IC_SIGNALS = (MODEL, *OTHER_MODES, *CONTROLS, "momentum", "reversal")
+FORECASTERS = (MODEL, *CONTROLS)  # scored by CRPS against the Gaussian rolling volatility
 
 
 class SummaryConfig(Protocol):
@@ -52,8 +55,7 @@ class FoldRun:
     random_sims: list[SimResult]
     signals: dict[str, np.ndarray]
     forward: np.ndarray
-    quantiles: np.ndarray
-    p_up: np.ndarray
+    predictives: dict[str, tuple[np.ndarray, np.ndarray]]  # forecaster: (quantiles, P(up))
     baseline_sigma: np.ndarray
     flags: dict[str, np.ndarray]
     model: ScoreModel
@@ -118,15 +120,20 @@ def summarise(
         for name in IC_SIGNALS
     }
     model_signal = pooled_array(lambda r: r.signals["model"])
-    forecast = forecast_scores(
-        np.asarray(QUANTILES),
-        pooled_array(lambda r: r.quantiles),
-        pooled_array(lambda r: r.p_up),
-        pooled_array(lambda r: r.baseline_sigma),
-        forward,
-        cfg.horizon,
-        cfg.n_boot,
-    )
+    baseline_sigma = pooled_array(lambda r: r.baseline_sigma)
+    forecasts = {
+        name: forecast_scores(
+            np.asarray(QUANTILES),
+            pooled_array(lambda r, n=name: r.predictives[n][0]),
+            pooled_array(lambda r, n=name: r.predictives[n][1]),
+            baseline_sigma,
+            forward,
+            cfg.horizon,
+            cfg.n_boot,
+        )
+        for name in FORECASTERS
+    }
+    forecast = forecasts[MODEL]
     next_return = pooled_array(
         lambda r: r.sims["model_no_filter"].equity.pct_change().shift(-1).fillna(0.0).to_numpy()
     )
@@ -140,7 +147,7 @@ def summarise(
         f"{MODEL}_vs_{other}": sharpe_difference(
             returns[MODEL], returns[other], per_year, cfg.horizon, cfg.n_boot, cfg.seed
         )
-        for other in (*FILTER_VARIANTS, *BASELINES)
+        for other in (*FILTER_VARIANTS, *OTHER_MODES, *CONTROLS, *BASELINES)
         if other != "random"
     }
     comparisons[f"{MODEL}_vs_random"] = random_gap
@@ -155,6 +162,7 @@ def summarise(
         "crps_model": forecast["crps_model"],
         "crps_baseline": forecast["crps_baseline"],
         "forecast": forecast,
+        "forecast_by_model": forecasts,
         "ood_share": filters["model"]["ood_share"],
         "filters": filters,
         "comparisons": comparisons,

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import fields
 from dataclasses import replace
 
 import numpy as np
@@ -39,16 +40,26 @@ from evaluation.scenarios import inpaint_forward_returns
 from evaluation.scenarios import realism
 from evaluation.scenarios import sample_states
 from evaluation.simulate import Execution
+from evaluation.simulate import ForecastPath
 from evaluation.simulate import SignalPath
 from evaluation.simulate import SimResult
+from evaluation.simulate import simulate_forecasts
 from evaluation.simulate import simulate_leverage
 from evaluation.simulate import simulate_signals
+from evaluation.summary import CONTROLS
 from evaluation.summary import MODEL
 from evaluation.summary import STRATEGIES
 from evaluation.summary import FoldRun
 from evaluation.summary import summarise
 from policy.calendar import SECONDS_PER_YEAR
 from policy.settings import PolicySettings
+from scoremodel.cond_data import context_windows
+from scoremodel.cond_data import prepare
+from scoremodel.cond_predictive import Predictive
+from scoremodel.cond_predictive import predict_batch
+from scoremodel.cond_training import ConditionalTrainConfig
+from scoremodel.controls import NLLControl
+from scoremodel.controls import RidgeControl
 from scoremodel.datasets import MarketDataset
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.inference import ScoreModel
@@ -59,6 +70,7 @@ from scoremodel.training import TrainConfig
 EVAL_EPOCHS = 40
 # The production recipe (TrainConfig's defaults) with a smaller epoch budget per fold.
 EVAL_TRAINING = replace(TrainConfig(), max_epochs=min(EVAL_EPOCHS, TrainConfig().max_epochs))
+EVAL_CONDITIONAL = ConditionalTrainConfig(max_epochs=25)  # the conditional forecaster per fold
 
 
 @dataclass(frozen=True)
@@ -71,8 +83,11 @@ class EvaluationConfig:
     train_bars: int | None = None  # rolling window length (default: the first window)
     purge: int | None = None  # default max(h, feature warm-up)
     embargo: int | None = None  # default h
-    horizon: int = 12  # label / forecast horizon h in bars
+    horizon: int = 6  # label / forecast horizon h in bars (edge mode trades this horizon)
     train: TrainConfig = EVAL_TRAINING
+    signal_mode: str = "edge"  # the `model` strategy: the run configuration's signal mode
+    context_len: int = 8  # L of the conditional forecaster
+    conditional: ConditionalTrainConfig = EVAL_CONDITIONAL  # also the NLL MLP control's budget
     fractions: tuple[float, float, float] = (0.80, 0.15, 0.05)  # fit_model's split of a window
     policy: PolicySettings = field(default_factory=PolicySettings)  # the strategy's rules
     execution: Execution = field(default_factory=Execution)
@@ -196,22 +211,46 @@ def run_fold(
 ) -> FoldRun:
     """Train on the fold's training bars, then score every strategy on its test window."""
     train_bars = bars.iloc[fold.train.start : fold.train.stop]
-    fit = FitConfig(train=cfg.train, fractions=cfg.fractions, horizon=cfg.horizon)
+    horizons = conditional_horizons(cfg.horizon)
+    fit = FitConfig(
+        train=cfg.train,
+        fractions=cfg.fractions,
+        horizon=cfg.horizon,
+        context_len=cfg.context_len,
+        horizons=horizons,
+        conditional=cfg.conditional,
+    )
     model = fit_model(train_bars, source, fit, progress=False)
     model.set_density_percentile(cfg.policy.density_percentile)
     train_states = dataset.states.loc[dataset.states.index.intersection(train_bars.index)]
-    # Decisions also see the k - 1 bars before the window (the strategy's warm-up history).
+    # Decisions also see the k - 1 bars before the window (the strategy's warm-up history), and
+    # the forecasters the L - 1 states before that (their context).
     lead = cfg.policy.consistency_bars - 1
+    context = cfg.context_len - 1
     states = dataset.states.loc[bars.index[fold.test.start - lead : fold.test.stop]]
+    history = dataset.states.loc[bars.index[fold.test.start - lead - context : fold.test.stop]]
     test_index = states.index[lead:]
     signals, flags, forecast = _fold_signals(model, states, train_states, cfg)
     vol = states[f"vol_{DEFAULT_SPEC.vol_window}"].to_numpy()
     test_bars = bars.loc[test_index]
+    costs = cfg.policy.costs(fee=cfg.execution.taker_fee)
+    predictives = _forecasters(model, train_bars, history, horizons, cfg, costs.round_trip)
+    predictives = {name: _last(p, len(test_index)) for name, p in predictives.items()}
 
     def run(name: str, familiar: np.ndarray) -> SimResult:
         signal = signals[name]
         path = SignalPath(signal.direction, signal.confidence, familiar, vol, lead=lead)
         return simulate_signals(test_bars, path, cfg.policy, per_year, cfg.execution)
+
+    def run_forecaster(name: str, familiar: np.ndarray) -> SimResult:
+        p = predictives[name]
+        path = ForecastPath(p.mean, p.std, p.p_up_cost, p.p_down_cost, familiar[lead:], vol[lead:])
+        return simulate_forecasts(test_bars, path, cfg.policy, per_year, cfg.horizon, cfg.execution)
+
+    def run_model(familiar: np.ndarray) -> SimResult:
+        if cfg.signal_mode == "edge":
+            return run_forecaster(MODEL, familiar)
+        return run("model_" + cfg.signal_mode, familiar)
 
     def run_leverage(leverage: np.ndarray, risk_rules: bool = True) -> SimResult:
         return simulate_leverage(
@@ -219,12 +258,16 @@ def run_fold(
         )
 
     everywhere = np.ones(len(states), dtype=bool)
+    forecast_familiar = forecast["in_distribution"].to_numpy(bool)
     sims = {
-        MODEL: run(MODEL, flags["model"]),
-        "model_no_filter": run(MODEL, everywhere),
-        "model_mahalanobis": run(MODEL, flags["mahalanobis"]),
-        "model_gmm": run(MODEL, flags["gmm"]),
-        "model_forecast": run("model_forecast", forecast["in_distribution"].to_numpy(bool)),
+        MODEL: run_model(flags["model"]),
+        "model_no_filter": run_model(everywhere),
+        "model_mahalanobis": run_model(flags["mahalanobis"]),
+        "model_gmm": run_model(flags["gmm"]),
+        "model_score": run("model_score", flags["model"]),
+        "model_forecast": run("model_forecast", forecast_familiar),
+        "ridge": run_forecaster("ridge", flags["model"]),
+        "nll_mlp": run_forecaster("nll_mlp", flags["model"]),
         "momentum": run("momentum", everywhere),
         "reversal": run("reversal", everywhere),
         "buy_and_hold": run_leverage(np.ones(len(test_index)), risk_rules=False),
@@ -233,14 +276,19 @@ def run_fold(
     random_sims = [run_leverage(path) for path in flips]
     sims["random"] = random_sims[0]
     sigma = rolling_volatility_forecast(bars, cfg.horizon, cfg.vol_baseline_window)
+    fold_signals = {name: signal.raw[lead:] for name, signal in signals.items()}
+    fold_signals.update({name: predictives[name].mean for name in (MODEL, *CONTROLS)})
+    if cfg.signal_mode != "edge":
+        fold_signals[MODEL] = fold_signals["model_" + cfg.signal_mode]
     run_ = FoldRun(
         fold=fold,
         sims=sims,
         random_sims=random_sims,
-        signals={name: signal.raw[lead:] for name, signal in signals.items()},
+        signals=fold_signals,
         forward=dataset.forward.loc[test_index].to_numpy(),
-        quantiles=model.forecast_quantiles(states.to_numpy()[lead:]),
-        p_up=forecast["forecast_p_up"].to_numpy()[lead:],
+        predictives={
+            name: (p.quantiles, p.p_up) for name, p in predictives.items()
+        },
         baseline_sigma=sigma.loc[test_index].to_numpy(),
         flags={name: flag[lead:] for name, flag in flags.items()},
         model=model,
@@ -250,6 +298,56 @@ def run_fold(
         [run_], cfg, per_year, header=fold.to_dict() | _window(bars, fold, model)
     )
     return run_
+
+
+def conditional_horizons(horizon: int) -> tuple[int, ...]:
+    """The conditional forecaster's horizons in an evaluation: 1, 3 and h, up to h (h last:
+    the horizon traded and scored)."""
+    return tuple(sorted({h for h in (1, 3) if h < horizon} | {horizon}))
+
+
+def _forecasters(
+    model: ScoreModel,
+    train_bars: pd.DataFrame,
+    history: pd.DataFrame,
+    horizons: tuple[int, ...],
+    cfg: EvaluationConfig,
+    cost: float,
+) -> dict[str, Predictive]:
+    """The traded horizon's predictive of the score model and of its two controls (ridge and a
+    same-size Gaussian-NLL MLP on the same contexts, with the same training budget)."""
+    raw = history.to_numpy()
+    data = prepare(train_bars, horizons, cfg.context_len, cfg.fractions)
+    contexts = context_windows(data.scaling.states.transform(raw), cfg.context_len)
+    ridge = RidgeControl.fit(data.train.context, data.train.target, data.val.context,
+                             data.val.target)  # fmt: skip
+    nll = NLLControl.fit(
+        data.train.context, data.train.target, data.val.context, data.val.target,
+        cfg.conditional, progress=False,
+    )  # fmt: skip
+    return {
+        name: _horizon(predictive, -1)
+        for name, predictive in {
+            MODEL: predict_batch(model.conditional, raw, cost),
+            "ridge": ridge.predict(contexts, raw, data.scaling, cost),
+            "nll_mlp": nll.predict(contexts, raw, data.scaling, cost),
+        }.items()
+    }
+
+
+def _horizon(p: Predictive, k: int) -> Predictive:
+    return Predictive(
+        mean=p.mean[:, k],
+        std=p.std[:, k],
+        quantiles=p.quantiles[:, k],
+        p_up=p.p_up[:, k],
+        p_up_cost=p.p_up_cost[:, k],
+        p_down_cost=p.p_down_cost[:, k],
+    )
+
+
+def _last(p: Predictive, n: int) -> Predictive:
+    return Predictive(*(getattr(p, f.name)[-n:] for f in fields(Predictive)))
 
 
 def _fold_signals(
@@ -273,7 +371,7 @@ def _fold_signals(
         return Signal(*(frame[k].to_numpy() for k in ("direction", "confidence", "signal")))
 
     signals = {
-        MODEL: of(score),
+        "model_score": of(score),
         "model_forecast": of(forecast),
         "momentum": momentum_signal(states[momentum].to_numpy(), train_states[momentum].to_numpy()),
         "reversal": reversal_signal(states["ret_1"].to_numpy(), train_states["ret_1"].to_numpy()),

@@ -30,6 +30,9 @@ class ForecastView:
     p_below_cost: float  # P(r < -c)
 
 
+NO_VIEW = ForecastView(mean=0.0, std=0.0, p_above_cost=0.0, p_below_cost=0.0)  # not ready yet
+
+
 def entry_side(view: ForecastView, costs: Costs, edge_margin: float, min_probability: float) -> int:
     """+1 / -1 when a long / short edge beats the round-trip cost by the margin, else 0."""
     band = (1.0 + edge_margin) * costs.round_trip

@@ -17,11 +17,11 @@ tick above: after a bar the simulated book's bid and ask are both its close, so 
 the close itself would cross and be rejected, as Bybit rejects a crossing post-only order).
 Fill rule for bar data (conservative): a limit fills only when a later bar trades *through*
 its price (a buy when a price below it trades, a sell above it); a bar that merely touches
-the price does not fill it (Nautilus's ``FillModel(prob_fill_on_limit=0)``: no queue
-priority at the touch). It fills at its limit price, or at a better price when a bar opens
-through it (Nautilus's matching), never slips, and pays the maker fee. An order still open
-``maker_timeout_bars`` bars after submission is cancelled (counted as unfilled); the
-next decision places a fresh order at its own bar's close.
+the price does not fill it (Nautilus's bar matching, and ``FillModel(prob_fill_on_limit=0)``
+for quotes at the limit: no queue priority at the touch). It fills at its limit price, or at
+a better price when a bar opens through it (Nautilus's matching), never slips, and pays the
+maker fee. An order still open ``maker_timeout_bars`` bars after submission is cancelled
+(counted as unfilled); the next decision places a fresh order at its own bar's close.
 
 Funding: Nautilus charges none; when the catalog holds funding rates for the instrument
 (:mod:`catalogs.funding`), :class:`runtime.funding.FundingModule` charges them on the open

@@ -23,7 +23,8 @@ from catalogs.synthetic import generate_bars
 from runtime.run_config import BacktestSettings
 from runtime.run_config import RunConfig
 from runtime.run_config import default_strategy_fields
-from scoremodel.checkpoint import usable_checkpoint
+from scoremodel.checkpoint import CheckpointError
+from scoremodel.checkpoint import load_verified_checkpoint
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.pipeline import FitConfig
 from scoremodel.pipeline import fit_model
@@ -80,7 +81,7 @@ def prepare_default_inputs(
         )
     catalog = prepare_default_catalog(bars, seed)
     model_dir = Path(DEFAULT_MODEL)
-    problem = usable_checkpoint(model_dir, DEFAULT_SPEC)
+    problem = unusable_for(run, model_dir)
     if problem is None:
         return
     if model_dir.exists():
@@ -91,3 +92,14 @@ def prepare_default_inputs(
     print(f"training a model on {DEFAULT_BAR_TYPE} -> {model_dir} (once; later runs reuse it)")
     frame = read_bars_frame(catalog, DEFAULT_BAR_TYPE)
     save_model(fit_model(frame, DEFAULT_BAR_TYPE, FitConfig()), model_dir, overwrite=True)
+
+
+def unusable_for(run: RunConfig, model_dir: Path) -> str | None:
+    """None if ``run`` can trade the model in ``model_dir``, else why not."""
+    try:
+        load_verified_checkpoint(
+            model_dir, DEFAULT_SPEC, str(run.strategy.bar_type), run.strategy.signal_mode
+        )
+    except CheckpointError as error:
+        return str(error)
+    return None

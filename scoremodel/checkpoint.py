@@ -76,6 +76,9 @@ REQUIRED_MODEL_ENTRIES = (
 )
 
 
+CONDITIONAL = "conditional"  # the conditional forecaster's entry (scoremodel.cond_checkpoint)
+
+
 class CheckpointError(UserError, RuntimeError):
     """A model directory that cannot be used: missing, corrupt, or made for other features."""
 
@@ -231,10 +234,11 @@ def check_model_fits(
             f"{directory} was trained on {trained_on} but the strategy trades {bar_type}; "
             "train a model on these bars (or set allow_bar_type_mismatch: true to override)"
         )
-    if signal_mode == "forecast" and "forecast" not in manifest["models"]:
+    needed = {"forecast": "forecast", "edge": "conditional"}.get(signal_mode)
+    if needed is not None and needed not in manifest["models"]:
         raise ModelMismatchError(
-            f"signal_mode is 'forecast' but {directory} has no forecast model; "
-            "retrain with `--modes score,forecast` or set signal_mode: score"
+            f"signal_mode is '{signal_mode}' but {directory} has no {needed} model; "
+            f"retrain with `--modes score,{signal_mode}` or set signal_mode: score"
         )
 
 
@@ -277,9 +281,12 @@ def read_manifest(directory: Path) -> dict:
         missing += [
             f"models.{name}.{entry}"
             for name in models
+            if name != CONDITIONAL  # a different network: scoremodel.cond_checkpoint checks it
             for entry in REQUIRED_MODEL_ENTRIES
             if not _has(models[name], entry)
         ]
+        if CONDITIONAL in models and not isinstance(manifest.get(CONDITIONAL), dict):
+            missing.append(CONDITIONAL)
     if missing:
         raise CheckpointError(
             f"{path} lacks {', '.join(missing)}: the manifest is incomplete or was edited; "

@@ -25,6 +25,7 @@ from cli_errors import non_negative_int
 from cli_errors import positive_float
 from cli_errors import positive_int
 from cli_errors import run_cli
+from scoremodel.checkpoint import CONDITIONAL
 from scoremodel.inference import SIGNAL_MODES
 from scoremodel.training import TrainConfig
 
@@ -54,7 +55,7 @@ def signal_modes(text: str) -> tuple[str, ...]:
     modes = tuple(m.strip() for m in text.split(",") if m.strip())
     if "score" not in modes or not set(modes) <= set(SIGNAL_MODES):
         raise argparse.ArgumentTypeError(
-            f"must be 'score' or 'score,forecast' (models among {', '.join(SIGNAL_MODES)}), "
+            f"must include 'score' and be among {', '.join(SIGNAL_MODES)} (e.g. score,edge), "
             f"got {text!r}"
         )
     return modes
@@ -263,6 +264,14 @@ def describe(manifest: dict) -> str:
         + ", ".join(manifest["feature_spec"]["names"]),
     ]
     for name, entry in manifest["models"].items():
+        if name == CONDITIONAL:
+            section = manifest[CONDITIONAL]
+            lines.append(
+                f"{name:<13} context L = {section['context_len']} bars, horizons "
+                f"{section['horizons']} bars, val loss {entry['best_val_loss']:.4f} (epoch "
+                f"{entry['best_epoch']} of {entry['epochs_run']})"
+            )
+            continue
         net = entry["network"]
         lines.append(
             f"{name:<13} hidden {net['hidden']} x {net['n_blocks']} blocks, sigma "

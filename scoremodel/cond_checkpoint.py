@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from scoremodel.checkpoint import CONDITIONAL
 from scoremodel.checkpoint import FORMAT
 from scoremodel.checkpoint import FORMAT_VERSION
 from scoremodel.checkpoint import MANIFEST
@@ -25,7 +26,7 @@ from scoremodel.cond_predictive import PredictiveConfig
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import FeatureSpec
 
-MODEL_NAME = "conditional"
+MODEL_NAME = CONDITIONAL
 REQUIRED = ("context_len", "horizons", "scaling", "predictive", "network")
 
 
@@ -46,14 +47,7 @@ def save_conditional(
         "feature_spec": spec.to_dict(),
         "models": {MODEL_NAME: {}},
         "data": data or {},
-        "conditional": {
-            "context_len": model.context_len,
-            "horizons": list(model.horizons),
-            "network": model.network.to_dict(),
-            "scaling": model.scaling.to_dict(),
-            "predictive": model.predictive.to_dict(),
-            "train_config": train_config or {},
-        },
+        "conditional": conditional_section(model, train_config),
     }
     weights = {MODEL_NAME: model.state_dict}
     return save_checkpoint(directory, manifest, weights, overwrite=overwrite)
@@ -81,9 +75,27 @@ def load_conditional(
             f"{directory} was trained for horizons {list(stored_horizons)}, but "
             f"{list(horizons)} were asked for; use those horizons or retrain the model"
         )
+    state_dict = _load_weights(directory, MODEL_NAME, manifest["models"][MODEL_NAME])
+    return conditional_from(section, state_dict)
+
+
+def conditional_section(model: ConditionalModel, train_config: dict | None = None) -> dict:
+    """The manifest's ``conditional`` section: L, horizons, network, scaling, predictive."""
+    return {
+        "context_len": model.context_len,
+        "horizons": list(model.horizons),
+        "network": model.network.to_dict(),
+        "scaling": model.scaling.to_dict(),
+        "predictive": model.predictive.to_dict(),
+        "train_config": train_config or {},
+    }
+
+
+def conditional_from(section: dict, state_dict: dict) -> ConditionalModel:
+    """The conditional model a manifest section and its weights describe."""
     return ConditionalModel(
         network=ConditionalNetConfig(**section["network"]),
-        state_dict=_load_weights(directory, MODEL_NAME, manifest["models"][MODEL_NAME]),
+        state_dict=state_dict,
         scaling=ConditionalScaling.from_dict(section["scaling"]),
         predictive=PredictiveConfig(**section["predictive"]),
     )

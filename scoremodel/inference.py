@@ -31,6 +31,8 @@ from scoremodel.calibration import QuantileTable
 from scoremodel.checkpoint import load_checkpoint
 from scoremodel.compiled import forecast_summary
 from scoremodel.compiled import score_and_density
+from scoremodel.cond_checkpoint import conditional_from
+from scoremodel.cond_predictive import ConditionalModel
 from scoremodel.density import RayDensity
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import FeatureSpec
@@ -39,8 +41,10 @@ from scoremodel.network import NetworkConfig
 from scoremodel.network import ScoreNetwork
 from scoremodel.normalise import Normaliser
 
-SignalMode = Literal["score", "forecast"]
-SIGNAL_MODES: tuple[str, ...] = ("score", "forecast")
+SignalMode = Literal["score", "forecast", "edge"]
+# score: the chapter's score signal; forecast: the joint model read on a grid (superseded);
+# edge: the conditional forecaster (scoremodel.cond_*) traded only where its edge beats costs
+SIGNAL_MODES: tuple[str, ...] = ("score", "forecast", "edge")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,9 @@ class ScoreModel:
             self._forecast_shifts = self.forecast_net.conditioning(
                 np.array([self.settings.forecast_sigma])
             )
+        self.conditional: ConditionalModel | None = None
+        if "conditional" in manifest["models"]:
+            self.conditional = conditional_from(manifest["conditional"], weights["conditional"])
         self.calibration = {
             k: QuantileTable.from_dict(v) for k, v in manifest["calibration"].items()
         }

@@ -15,6 +15,11 @@ import torch
 from scoremodel.calibration import QuantileTable
 from scoremodel.checkpoint import library_versions
 from scoremodel.checkpoint import save_checkpoint
+from scoremodel.cond_checkpoint import conditional_section
+from scoremodel.cond_data import prepare
+from scoremodel.cond_predictive import ConditionalModel
+from scoremodel.cond_training import ConditionalTrainConfig
+from scoremodel.cond_training import train_conditional
 from scoremodel.datasets import DEFAULT_FRACTIONS
 from scoremodel.datasets import MarketDataset
 from scoremodel.datasets import Split
@@ -44,6 +49,10 @@ class FitConfig:
     horizon: int = 12  # forecast mode: forward return over this many bars
     forecast_sigma: float = 0.2  # z-units; see scoremodel.forecast
     forecast_grid: int = 16
+    # edge mode: the conditional forecaster (scoremodel.cond_*)
+    context_len: int = 8  # L: the market states of the last L bars
+    horizons: tuple[int, ...] = (1, 3, 6)  # forward log returns over these many bars
+    conditional: ConditionalTrainConfig = field(default_factory=ConditionalTrainConfig)
 
     def __post_init__(self) -> None:
         unknown = set(self.modes) - set(SIGNAL_MODES)
@@ -85,6 +94,12 @@ def fit_model(
         weights["forecast"] = result.state_dict
         splits["forecast"] = labelled
 
+    conditional = None
+    if "edge" in config.modes:
+        conditional, record = fit_conditional(bars, config, progress)
+        models["conditional"] = record
+        weights["conditional"] = conditional.state_dict
+
     sigma_min = config.train.sigma_min
     manifest = {
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -102,8 +117,39 @@ def fit_model(
         "calibration": {},
         "versions": library_versions(),
     }
+    if conditional is not None:
+        manifest["conditional"] = conditional_section(conditional, config.conditional.to_dict())
     manifest["calibration"] = calibrate(ScoreModel(manifest, weights), states[split.train])
     return ScoreModel(manifest, weights)
+
+
+def fit_conditional(
+    bars: pd.DataFrame, config: FitConfig, progress: bool = True
+) -> tuple[ConditionalModel, dict]:
+    """Train the conditional forecaster on the same chronological blocks (its own scaling from
+    the training block only); returns the model and its manifest record."""
+    data = prepare(bars, config.horizons, config.context_len, config.fractions, config.spec)
+    if progress:
+        print(f"training the conditional forecaster: {len(data.train.target)} contexts")
+    result = train_conditional(
+        data.train.context,
+        data.train.target,
+        data.val.context,
+        data.val.target,
+        config.context_len,
+        config.conditional,
+        progress=progress,
+    )
+    model = ConditionalModel(result.network, result.state_dict, data.scaling)
+    outcome = result.outcome
+    record = {
+        "best_epoch": outcome.best_epoch,
+        "epochs_run": outcome.epochs_run,
+        "best_val_loss": outcome.best_val_loss,
+        "train_first": str(data.train.index[0]),
+        "train_last": str(data.train.index[-1]),
+    }
+    return model, record
 
 
 def calibrate(model: ScoreModel, train_states: np.ndarray) -> dict[str, dict]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
 import pandas as pd
 from nautilus_trader.common.enums import LogColor
 from nautilus_trader.common.events import TimeEvent
@@ -50,10 +51,13 @@ from field_rules import rules_of
 from policy.calendar import bars_per_year
 from policy.decision import Decision
 from policy.decision import Policy
+from policy.edge import NO_VIEW
+from policy.edge import ForecastView
 from policy.risk import RiskState
 from policy.settings import DEFAULT_POLICY
 from policy.settings import PolicySettings
 from policy.sizing import LotRules
+from scoremodel.cond_predictive import BarPredictor
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import IncrementalFeatures
 from scoremodel.inference import SIGNAL_MODES
@@ -69,6 +73,7 @@ from strategies.state_file import RiskStateFile
 from strategies.state_file import parse_risk_state
 
 RISK_STATE_KEY = "risk_state"
+TRADED_HORIZON = -1  # edge mode trades the forecaster's longest horizon
 KILL_SWITCH_TIMER = "kill-switch"
 
 
@@ -84,9 +89,11 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
         The bars that drive decisions; must match the model's bar type.
     model_path : str
         Directory of a checkpoint written by ``python -m scoremodel train``.
-    signal_mode : str, default "score"
+    signal_mode : str, default "edge"
+        "edge": the conditional forecaster's predictive distribution of the forward return,
+        traded only where its edge beats the round-trip cost (:mod:`policy.edge`);
         "score": sign of the score's return component (the chapter's contrarian signal);
-        "forecast": P(up) - 0.5 of the predictive distribution of the next h bars.
+        "forecast": P(up) - 0.5 of the joint model read on a grid (superseded by "edge").
     density_percentile : float, default 5.0
         States whose log-density is below this percentile of training states are unfamiliar.
     min_confidence : float, default 0.6
@@ -144,7 +151,7 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
     instrument_id: InstrumentId
     bar_type: BarType
     model_path: str
-    signal_mode: str = "score"
+    signal_mode: str = "edge"
     # the policy's settings (policy.settings.PolicySettings holds the defaults)
     density_percentile: float = DEFAULT_POLICY.density_percentile
     min_confidence: float = DEFAULT_POLICY.min_confidence
@@ -215,6 +222,8 @@ class ScoreMatchingStrategy(Strategy):
         self.instrument: Instrument | None = None
         self.policy: Policy | None = None  # made in on_start, once the instrument is known
         self.features = IncrementalFeatures(DEFAULT_SPEC)
+        self.forecaster: BarPredictor | None = None  # edge mode, made in on_start
+        self._view = NO_VIEW
         self.recorder = DiagnosticsRecorder() if config.record_diagnostics else None
         self.bars_decided = 0
         self.gaps_seen = 0
@@ -240,11 +249,19 @@ class ScoreMatchingStrategy(Strategy):
             )
         self.model = load_model_for(self.config)
         self._bar_ns = bar_interval_ns(self.config.bar_type)
+        costs = self.settings.costs(fee=float(self.instrument.taker_fee))
+        self.forecaster = None
+        horizon = 1
+        if self.config.signal_mode == "edge":  # the conditional forecaster, per bar
+            self.forecaster = BarPredictor(self.model.conditional, cost=costs.round_trip)
+            horizon = self.model.conditional.horizons[TRADED_HORIZON]
         self.policy = Policy(
             self.settings,
             annualisation=bars_per_year(self._bar_ns / 1e9),
             lots=lot_rules(self.instrument),
             risk=self._restored_risk,
+            costs=costs,
+            horizon=horizon,
         )
         self.log.info(
             f"model {self.config.model_path} ({self.config.signal_mode} mode), density threshold "
@@ -284,6 +301,7 @@ class ScoreMatchingStrategy(Strategy):
 
     def on_reset(self) -> None:
         self.features.reset()
+        self.forecaster = None
         self.policy = None
         self._restored_risk = None
         self.recorder = DiagnosticsRecorder() if self.config.record_diagnostics else None
@@ -381,29 +399,69 @@ class ScoreMatchingStrategy(Strategy):
         )
         if state is None:
             return  # still warming up
-        assessment = self.model.assess(state, self.config.signal_mode)
-        self.policy.observe(assessment.direction)
+        if self.forecaster is not None:
+            assessment = self._forecast(state)
+        else:
+            assessment = self.model.assess(state, self.config.signal_mode)
+            self.policy.observe(assessment.direction)
         if not trade:
             return
 
         position, equity = self._position_and_equity(close)
         self._check_kill_switch(bar.ts_event)
         was_halted = self.policy.risk.halted
-        decision = self.policy.decide(
-            bar.ts_event,
-            assessment.in_distribution,
-            assessment.direction,
-            assessment.confidence,
-            state[self._vol_index],
-            equity,
-            close,
-            position,
-        )
+        if self.forecaster is not None:
+            decision = self.policy.decide_forecast(
+                bar.ts_event,
+                assessment.in_distribution,
+                self._view,
+                state[self._vol_index],
+                equity,
+                close,
+                position,
+            )
+        else:
+            decision = self.policy.decide(
+                bar.ts_event,
+                assessment.in_distribution,
+                assessment.direction,
+                assessment.confidence,
+                state[self._vol_index],
+                equity,
+                close,
+                position,
+            )
         if self.policy.risk.halted and not was_halted:
             self.log.warning(f"HALTED: {self.policy.risk.halt_reason}", LogColor.RED)
         if decision.order != 0.0 and not self._orders_working():
             self._submit(decision)
         self._report(bar, assessment, decision, position, equity, close)
+
+    def _forecast(self, state: np.ndarray) -> Assessment:
+        """Edge mode: the density of the state, and the conditional forecaster's predictive
+        distribution of the traded horizon's forward return (``self._view``)."""
+        density = self.model.assess(state, "score")
+        k = TRADED_HORIZON
+        forecaster = self.forecaster
+        if forecaster.update(state):
+            self._view = ForecastView(
+                float(forecaster.mean[k]),
+                float(forecaster.std[k]),
+                float(forecaster.p_up_cost[k]),
+                float(forecaster.p_down_cost[k]),
+            )
+        else:  # fewer than L states since the start or a gap: no view yet
+            self._view = NO_VIEW
+        view = self._view
+        return Assessment(
+            direction=(view.mean > 0.0) - (view.mean < 0.0),
+            signal=view.mean,
+            confidence=max(view.p_above_cost, view.p_below_cost),
+            log_density=density.log_density,
+            in_distribution=density.in_distribution,
+            forecast_mean=view.mean,
+            forecast_std=view.std,
+        )
 
     def _in_sequence(self, bar: Bar) -> bool:
         """Drop duplicates/out-of-order bars; after a gap, warm the features up again."""
@@ -418,6 +476,8 @@ class ScoreMatchingStrategy(Strategy):
             )
             self.features.reset()
             self.policy.forget_directions()
+            if self.forecaster is not None:
+                self.forecaster.reset()
         self._last_bar_ns = ts
         return True
 
@@ -480,7 +540,9 @@ class ScoreMatchingStrategy(Strategy):
             self.maker_stats["unfilled"] += 1
 
     def on_order_rejected(self, event: object) -> None:
-        if event.due_post_only:
+        # the backtest venue flags due_post_only; Nautilus's Bybit adapter (1.231) leaves it
+        # False and gives Bybit's reason EC_PostOnlyWillTakeLiquidity
+        if event.due_post_only or "PostOnly" in event.reason:
             self.maker_stats["post_only_rejected"] += 1
 
     @property

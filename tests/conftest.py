@@ -17,6 +17,7 @@ from catalogs.synthetic import generate_bars
 from scoremodel.pipeline import FitConfig
 from scoremodel.pipeline import fit_model
 from scoremodel.pipeline import save_model
+from scoremodel.cond_training import ConditionalTrainConfig
 from scoremodel.training import TrainConfig
 
 BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-HOUR-LAST-EXTERNAL"
@@ -25,6 +26,8 @@ TEST_BARS = 8_000
 MINUTE_TRAINING_BARS = 3_000
 MINUTE_LIVE_BARS = 400
 FAST_TRAINING = TrainConfig(hidden=32, n_blocks=2, max_epochs=4, batch_size=256, seed=3)
+FAST_CONDITIONAL = ConditionalTrainConfig(hidden=32, max_epochs=3, batch_size=512, seed=3)
+FAST_FIT = FitConfig(train=FAST_TRAINING, conditional=FAST_CONDITIONAL)
 
 
 # Tests that use these fixtures train a model, run a backtest or start a live node: `slow`.
@@ -93,7 +96,7 @@ def synthetic_catalog(tmp_path_factory) -> Path:
 def trained_model(synthetic_catalog, tmp_path_factory) -> Path:
     """Score and forecast models trained for a few epochs on the synthetic catalog."""
     bars = read_bars_frame(synthetic_catalog, BAR_TYPE)
-    model = fit_model(bars, BAR_TYPE, FitConfig(train=FAST_TRAINING), progress=False)
+    model = fit_model(bars, BAR_TYPE, FAST_FIT, progress=False)
     return save_model(model, tmp_path_factory.mktemp("model") / "model")
 
 
@@ -108,7 +111,7 @@ def minute_bars() -> pd.DataFrame:
 def minute_model(minute_bars, tmp_path_factory) -> Path:
     """A score model trained the same quick way on 1-minute bars (live tests push minute bars
     faster than real time, and the model's bar type must match the strategy's)."""
-    config = FitConfig(train=FAST_TRAINING, modes=("score",))
+    config = FitConfig(train=FAST_TRAINING, conditional=FAST_CONDITIONAL, modes=("score", "edge"))
     model = fit_model(
         minute_bars.iloc[:MINUTE_TRAINING_BARS], MINUTE_BAR_TYPE, config, progress=False
     )

@@ -27,7 +27,8 @@ def test_benchmark_writes_every_figure(tmp_path):
     results = json.loads((tmp_path / "out" / "benchmarks.json").read_text())
     for key in REQUIRED:
         assert key in results, key
-    assert set(results["full_bars_per_s"]) == {"score", "forecast"}
+    assert set(results["full_bars_per_s"]) == {"score", "forecast", "edge"}
+    assert results["edge_path_max_abs_diff"] <= 1e-9
     assert results["fast_path_max_abs_diff"] <= 1e-6
     assert results["bars"] == 6000
     for key in ("bare_bars_per_s", "naive_bars_per_s", "batch_states_per_s", "gemm_gflops"):

@@ -37,10 +37,16 @@ def test_manifest_describes_the_model(trained_model):
     manifest = json.loads((trained_model / "manifest.json").read_text())
     assert manifest["data"]["bar_type"] == BAR_TYPE
     assert manifest["feature_spec"]["names"] == list(FeatureSpec().names)
-    for entry in manifest["models"].values():
+    assert set(manifest["models"]) == {"signal", "forecast", "conditional"}
+    for name, entry in manifest["models"].items():
+        assert len(entry["sha256"]) == 64
+        if name == "conditional":  # its own network (scoremodel.cond_*)
+            section = manifest["conditional"]
+            assert section["context_len"] == 8 and section["horizons"] == [1, 3, 6]
+            assert 0 <= entry["best_epoch"] < entry["epochs_run"]
+            continue
         assert len(entry["normaliser"]["mean"]) == len(entry["normaliser"]["std"])
         assert entry["sigmas"][0] > entry["sigmas"][-1] == entry["sigma_min"]
-        assert len(entry["sha256"]) == 64
     assert {"abs_score", "log_density", "forecast_edge"} <= set(manifest["calibration"])
     assert {"torch", "numpy", "python"} <= set(manifest["versions"])
     blocks = manifest["data"]["blocks"]

@@ -15,12 +15,14 @@ from evaluation.folds import EvaluationInputError
 from evaluation.summary import STRATEGIES
 from evaluation.walk_forward import EvaluationConfig
 from evaluation.walk_forward import evaluate
+from scoremodel.cond_training import ConditionalTrainConfig
 from scoremodel.training import TrainConfig
 from tests.conftest import BAR_TYPE
 
 TINY = EvaluationConfig(
     n_folds=2,
     train=TrainConfig(hidden=16, n_blocks=1, max_epochs=2, batch_size=256, seed=3),
+    conditional=ConditionalTrainConfig(hidden=16, max_epochs=2, batch_size=512, seed=3),
     random_draws=3,
     n_boot=50,
     n_permutations=10,

@@ -20,8 +20,8 @@ import pandas as pd
 
 from evaluation.metrics import block_bootstrap_indices
 from evaluation.metrics import block_length
-from evaluation.metrics import norm_cdf
-from evaluation.metrics import norm_ppf
+from scoremodel.gaussian import norm_cdf
+from scoremodel.gaussian import norm_ppf
 
 INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
 

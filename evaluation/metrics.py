@@ -1,7 +1,7 @@
 """Performance and signal metrics with their uncertainty.
 
 Annualisation: markets trade 24/7, so a per-bar statistic is annualised with N = bars per
-year = 365.25 x 86,400 s / bar length (as ``policy.sizing.bars_per_year``), Sharpe
+year = 365.25 x 86,400 s / bar length (as ``policy.calendar.bars_per_year``), Sharpe
 SR = mean(r) / std(r) sqrt(N) on per-bar net returns r. (Nautilus's report resamples to days
 and uses sqrt(365); the two agree when bar returns are serially uncorrelated.)
 """
@@ -9,24 +9,14 @@ and uses sqrt(365); the two agree when bar returns are serially uncorrelated.)
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
+from scoremodel.gaussian import norm_cdf
+from scoremodel.gaussian import norm_ppf
+
 EULER_GAMMA = 0.5772156649015329  # gamma in the deflated Sharpe ratio
-_NORMAL = NormalDist()
-_erf = np.vectorize(math.erf, otypes=[np.float64])
-
-
-def norm_cdf(x: np.ndarray | float) -> np.ndarray:
-    """Phi(x), the standard normal CDF."""
-    return 0.5 * (1.0 + _erf(np.asarray(x, dtype=np.float64) / math.sqrt(2.0)))
-
-
-def norm_ppf(p: np.ndarray | float) -> np.ndarray:
-    """Phi^{-1}(p) for p in (0, 1)."""
-    return np.vectorize(_NORMAL.inv_cdf, otypes=[np.float64])(np.asarray(p, dtype=np.float64))
 
 
 # ----- returns ---------------------------------------------------------------------------------
@@ -98,8 +88,8 @@ def expected_max_sharpe(trial_sharpes: np.ndarray) -> float:
         return 0.0
     spread = math.sqrt(float(s.var(ddof=1)))
     return spread * (
-        (1 - EULER_GAMMA) * _NORMAL.inv_cdf(1 - 1 / n)
-        + EULER_GAMMA * _NORMAL.inv_cdf(1 - 1 / (n * math.e))
+        (1 - EULER_GAMMA) * float(norm_ppf(1 - 1 / n))
+        + EULER_GAMMA * float(norm_ppf(1 - 1 / (n * math.e)))
     )
 
 
@@ -115,7 +105,7 @@ def wilson_interval(successes: int, trials: int, level: float = 0.95) -> tuple[f
     """Wilson score interval (p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)."""
     if trials == 0:
         return float("nan"), float("nan")
-    z = _NORMAL.inv_cdf(0.5 + level / 2)
+    z = float(norm_ppf(0.5 + level / 2))
     p = successes / trials
     centre = p + z * z / (2 * trials)
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))

@@ -26,7 +26,7 @@ from policy.decision import UNROUNDED
 from policy.decision import Decision
 from policy.decision import Policy
 from policy.edge import NO_VIEW
-from policy.edge import ForecastView
+from policy.edge import shrink_view
 from policy.settings import PolicySettings
 from policy.sizing import LotRules
 
@@ -180,6 +180,7 @@ class ForecastPath:
     p_below_cost: np.ndarray  # P(r_h < -c)
     in_distribution: np.ndarray
     bar_volatility: np.ndarray
+    shrinkage: float = 1.0  # the forecaster's validated mean slope (policy.edge.shrink_view)
 
 
 def simulate_forecasts(
@@ -205,8 +206,9 @@ def simulate_forecasts(
         forecasts.p_above_cost,
         forecasts.p_below_cost,
     )
+    costs = policy.costs
     views = [
-        ForecastView(*values) if np.isfinite(values).all() else NO_VIEW
+        shrink_view(*values, forecasts.shrinkage, costs) if np.isfinite(values).all() else NO_VIEW
         for values in zip(*(np.asarray(c, dtype=np.float64).tolist() for c in columns), strict=True)
     ]
     familiar = np.asarray(forecasts.in_distribution, dtype=bool).tolist()

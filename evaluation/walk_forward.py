@@ -53,6 +53,7 @@ from evaluation.summary import FoldRun
 from evaluation.summary import summarise
 from policy.calendar import SECONDS_PER_YEAR
 from policy.settings import PolicySettings
+from scoremodel.calibration import mean_shrinkage
 from scoremodel.cond_data import context_windows
 from scoremodel.cond_data import prepare
 from scoremodel.cond_predictive import Predictive
@@ -234,7 +235,9 @@ def run_fold(
     vol = states[f"vol_{DEFAULT_SPEC.vol_window}"].to_numpy()
     test_bars = bars.loc[test_index]
     costs = cfg.policy.costs(fee=cfg.execution.taker_fee)
-    predictives = _forecasters(model, train_bars, history, horizons, cfg, costs.round_trip)
+    predictives, shrinkage = _forecasters(
+        model, train_bars, history, horizons, cfg, costs.round_trip
+    )
     predictives = {name: _last(p, len(test_index)) for name, p in predictives.items()}
 
     def run(name: str, familiar: np.ndarray) -> SimResult:
@@ -244,7 +247,9 @@ def run_fold(
 
     def run_forecaster(name: str, familiar: np.ndarray) -> SimResult:
         p = predictives[name]
-        path = ForecastPath(p.mean, p.std, p.p_up_cost, p.p_down_cost, familiar[lead:], vol[lead:])
+        path = ForecastPath(
+            p.mean, p.std, p.p_up_cost, p.p_down_cost, familiar[lead:], vol[lead:], shrinkage[name]
+        )
         return simulate_forecasts(test_bars, path, cfg.policy, per_year, cfg.horizon, cfg.execution)
 
     def run_model(familiar: np.ndarray) -> SimResult:
@@ -286,9 +291,7 @@ def run_fold(
         random_sims=random_sims,
         signals=fold_signals,
         forward=dataset.forward.loc[test_index].to_numpy(),
-        predictives={
-            name: (p.quantiles, p.p_up) for name, p in predictives.items()
-        },
+        predictives={name: (p.quantiles, p.p_up) for name, p in predictives.items()},
         baseline_sigma=sigma.loc[test_index].to_numpy(),
         flags={name: flag[lead:] for name, flag in flags.items()},
         model=model,
@@ -313,9 +316,10 @@ def _forecasters(
     horizons: tuple[int, ...],
     cfg: EvaluationConfig,
     cost: float,
-) -> dict[str, Predictive]:
+) -> tuple[dict[str, Predictive], dict[str, float]]:
     """The traded horizon's predictive of the score model and of its two controls (ridge and a
-    same-size Gaussian-NLL MLP on the same contexts, with the same training budget)."""
+    same-size Gaussian-NLL MLP on the same contexts, with the same training budget), and each
+    one's mean shrinkage from the fit's own validation block."""
     raw = history.to_numpy()
     data = prepare(train_bars, horizons, cfg.context_len, cfg.fractions)
     contexts = context_windows(data.scaling.states.transform(raw), cfg.context_len)
@@ -325,7 +329,17 @@ def _forecasters(
         data.train.context, data.train.target, data.val.context, data.val.target,
         cfg.conditional, progress=False,
     )  # fmt: skip
-    return {
+    val = data.val
+    shrinkage = {
+        MODEL: model.mean_shrinkage[-1],
+        "ridge": mean_shrinkage(
+            ridge.predict(val.context, val.states, data.scaling).mean[:, -1], val.forward[:, -1]
+        )[0],
+        "nll_mlp": mean_shrinkage(
+            nll.predict(val.context, val.states, data.scaling).mean[:, -1], val.forward[:, -1]
+        )[0],
+    }
+    predictives = {
         name: _horizon(predictive, -1)
         for name, predictive in {
             MODEL: predict_batch(model.conditional, raw, cost),
@@ -333,6 +347,7 @@ def _forecasters(
             "nll_mlp": nll.predict(contexts, raw, data.scaling, cost),
         }.items()
     }
+    return predictives, shrinkage
 
 
 def _horizon(p: Predictive, k: int) -> Predictive:

@@ -8,6 +8,9 @@ bars. With c the round-trip cost (:class:`policy.costs.Costs`):
 - hold a position for the horizon unless the forecast crosses the cost band the other way,
   s E[r] < -c / 2 (staying is then expected to lose more than leaving costs); after h bars keep
   it only while s E[r] > 0 (s the position's side) — hysteresis: no churn around the band;
+- the forecaster's mean is first shrunk by beta, the slope of realised on predicted returns
+  over its validation block (:func:`shrink_view`): a forecaster whose means the held-out block
+  did not bear out (beta = 0) trades nothing;
 - size by edge over variance, fractional Kelly: L = k (|E[r]| - c) / Var[r], k the
   ``kelly_fraction``, then capped by the volatility target, the leverage and the notional caps
   (:func:`policy.sizing.target_notional`).
@@ -15,6 +18,7 @@ bars. With c the round-trip cost (:class:`policy.costs.Costs`):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from policy.costs import Costs
@@ -31,6 +35,25 @@ class ForecastView:
 
 
 NO_VIEW = ForecastView(mean=0.0, std=0.0, p_above_cost=0.0, p_below_cost=0.0)  # not ready yet
+
+
+def shrink_view(
+    mean: float, std: float, p_above: float, p_below: float, shrinkage: float, costs: Costs
+) -> ForecastView:
+    """The view with its mean shrunk by the forecaster's validated slope beta: E'[r] = beta E[r];
+    with beta < 1 the probabilities are re-read from N(E'[r], std^2)."""
+    if shrinkage >= 1.0:
+        return ForecastView(mean, std, p_above, p_below)
+    mean = shrinkage * mean
+    if not std > 0.0:
+        return ForecastView(mean, std, 0.0, 0.0)
+    c = costs.round_trip
+    return ForecastView(mean, std, 1.0 - _phi((c - mean) / std), _phi((-c - mean) / std))
+
+
+def _phi(x: float) -> float:
+    """Phi(x), the standard normal CDF."""
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
 
 def entry_side(view: ForecastView, costs: Costs, edge_margin: float, min_probability: float) -> int:

@@ -160,6 +160,7 @@ def summarise(outcome: BacktestOutcome) -> dict:
         "filtered_by_confidence": int(blocked.get("CONFIDENCE", 0)),
         "filtered_by_consistency": int(blocked.get("CONSISTENCY", 0)),
         "filtered_by_risk": int(blocked.get("RISK", 0)),
+        "filtered_by_edge": int(blocked.get("EDGE", 0)),  # edge mode: edge below the cost band
         "traded_bars": int(blocked.get("NONE", 0)),
         "halted": bool(strategy.policy.risk.halted),
         "halt_reason": strategy.policy.risk.halt_reason,
@@ -291,9 +292,10 @@ def format_summary(summary: dict, report_dir: str | Path | None = None) -> str:
         (
             "blocked bars",
             f"density {s['filtered_by_density']}, confidence {s['filtered_by_confidence']}, "
-            f"consistency {s['filtered_by_consistency']}, risk {s['filtered_by_risk']}",
+            f"consistency {s['filtered_by_consistency']}, edge below cost "
+            f"{s['filtered_by_edge']}, risk {s['filtered_by_risk']}",
         ),
-        ("traded bars", f"{s['traded_bars']}"),
+        ("in the market", f"{s['traded_bars']} bars (entered, resized or held)"),
         ("halted", halted),
         ("funding", s["funding"]),
         *([("maker orders", maker_line(s))] if s["execution"] == "maker" else []),

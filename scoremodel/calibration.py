@@ -66,3 +66,18 @@ class QuantileTable:
     @classmethod
     def from_dict(cls, data: dict) -> QuantileTable:
         return cls(values=tuple(data["values"]), percentiles=tuple(data["percentiles"]))
+
+
+def mean_shrinkage(predicted: np.ndarray, realised: np.ndarray) -> np.ndarray:
+    """beta_k = clip(Cov(m_k, r_k) / Var(m_k), 0, 1) per column k over the rows where both are
+    known: the share of a forecaster's predicted mean that a held-out block bore out (the slope
+    of the realised on the predicted return). 0: none, so nothing is traded on it."""
+    m = np.asarray(predicted, dtype=np.float64).reshape(len(predicted), -1)
+    r = np.asarray(realised, dtype=np.float64).reshape(len(realised), -1)
+    betas = []
+    for k in range(m.shape[1]):
+        ok = np.isfinite(m[:, k]) & np.isfinite(r[:, k])
+        mk, rk = m[ok, k] - m[ok, k].mean(), r[ok, k] - r[ok, k].mean()
+        variance = float(mk @ mk)
+        betas.append(float(np.clip(mk @ rk / variance, 0.0, 1.0)) if variance > 0 else 0.0)
+    return np.asarray(betas)

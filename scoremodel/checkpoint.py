@@ -287,6 +287,8 @@ def read_manifest(directory: Path) -> dict:
         ]
         if CONDITIONAL in models and not isinstance(manifest.get(CONDITIONAL), dict):
             missing.append(CONDITIONAL)
+        if CONDITIONAL in models and "mean_shrinkage" not in models[CONDITIONAL]:
+            missing.append(f"models.{CONDITIONAL}.mean_shrinkage")
     if missing:
         raise CheckpointError(
             f"{path} lacks {', '.join(missing)}: the manifest is incomplete or was edited; "

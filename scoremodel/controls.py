@@ -20,8 +20,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from evaluation.metrics import norm_cdf
-from evaluation.metrics import norm_ppf
 from scoremodel.cond_data import ConditionalScaling
 from scoremodel.cond_network import act
 from scoremodel.cond_predictive import DEFAULT_COST
@@ -31,6 +29,8 @@ from scoremodel.cond_training import ConditionalTrainConfig
 from scoremodel.cond_training import TrainOutcome
 from scoremodel.cond_training import run_training
 from scoremodel.forecast import QUANTILES
+from scoremodel.gaussian import norm_cdf
+from scoremodel.gaussian import norm_ppf
 
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1_000.0, 10_000.0)
 

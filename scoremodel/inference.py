@@ -115,8 +115,11 @@ class ScoreModel:
                 np.array([self.settings.forecast_sigma])
             )
         self.conditional: ConditionalModel | None = None
+        self.mean_shrinkage: tuple[float, ...] = ()  # per horizon, from the validation block
         if "conditional" in manifest["models"]:
             self.conditional = conditional_from(manifest["conditional"], weights["conditional"])
+            record = manifest["models"]["conditional"]
+            self.mean_shrinkage = tuple(record["mean_shrinkage"])
         self.calibration = {
             k: QuantileTable.from_dict(v) for k, v in manifest["calibration"].items()
         }

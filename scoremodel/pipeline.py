@@ -13,11 +13,13 @@ import pandas as pd
 import torch
 
 from scoremodel.calibration import QuantileTable
+from scoremodel.calibration import mean_shrinkage
 from scoremodel.checkpoint import library_versions
 from scoremodel.checkpoint import save_checkpoint
 from scoremodel.cond_checkpoint import conditional_section
 from scoremodel.cond_data import prepare
 from scoremodel.cond_predictive import ConditionalModel
+from scoremodel.cond_predictive import predict_batch
 from scoremodel.cond_training import ConditionalTrainConfig
 from scoremodel.cond_training import train_conditional
 from scoremodel.datasets import DEFAULT_FRACTIONS
@@ -26,6 +28,7 @@ from scoremodel.datasets import Split
 from scoremodel.datasets import chronological_split
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import FeatureSpec
+from scoremodel.features import compute_features
 from scoremodel.inference import SIGNAL_MODES
 from scoremodel.inference import InferenceSettings
 from scoremodel.inference import ScoreModel
@@ -142,7 +145,11 @@ def fit_conditional(
     )
     model = ConditionalModel(result.network, result.state_dict, data.scaling)
     outcome = result.outcome
+    states = compute_features(bars, config.spec)
+    predicted = predict_batch(model, states.to_numpy()).mean
+    rows = states.index.get_indexer(data.val.index)
     record = {
+        "mean_shrinkage": mean_shrinkage(predicted[rows], data.val.forward).tolist(),
         "best_epoch": outcome.best_epoch,
         "epochs_run": outcome.epochs_run,
         "best_val_loss": outcome.best_val_loss,

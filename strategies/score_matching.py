@@ -52,7 +52,7 @@ from policy.calendar import bars_per_year
 from policy.decision import Decision
 from policy.decision import Policy
 from policy.edge import NO_VIEW
-from policy.edge import ForecastView
+from policy.edge import shrink_view
 from policy.risk import RiskState
 from policy.settings import DEFAULT_POLICY
 from policy.settings import PolicySettings
@@ -224,6 +224,7 @@ class ScoreMatchingStrategy(Strategy):
         self.features = IncrementalFeatures(DEFAULT_SPEC)
         self.forecaster: BarPredictor | None = None  # edge mode, made in on_start
         self._view = NO_VIEW
+        self._shrinkage = 1.0  # edge mode: the forecaster's validated mean slope
         self.recorder = DiagnosticsRecorder() if config.record_diagnostics else None
         self.bars_decided = 0
         self.gaps_seen = 0
@@ -255,6 +256,7 @@ class ScoreMatchingStrategy(Strategy):
         if self.config.signal_mode == "edge":  # the conditional forecaster, per bar
             self.forecaster = BarPredictor(self.model.conditional, cost=costs.round_trip)
             horizon = self.model.conditional.horizons[TRADED_HORIZON]
+            self._shrinkage = self.model.mean_shrinkage[TRADED_HORIZON]
         self.policy = Policy(
             self.settings,
             annualisation=bars_per_year(self._bar_ns / 1e9),
@@ -444,11 +446,13 @@ class ScoreMatchingStrategy(Strategy):
         k = TRADED_HORIZON
         forecaster = self.forecaster
         if forecaster.update(state):
-            self._view = ForecastView(
+            self._view = shrink_view(
                 float(forecaster.mean[k]),
                 float(forecaster.std[k]),
                 float(forecaster.p_up_cost[k]),
                 float(forecaster.p_down_cost[k]),
+                self._shrinkage,
+                self.policy.costs,
             )
         else:  # fewer than L states since the start or a gap: no view yet
             self._view = NO_VIEW

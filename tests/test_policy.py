@@ -13,6 +13,8 @@ from policy.calendar import bars_per_year
 from policy.costs import Costs
 from policy.decision import Policy
 from policy.edge import ForecastView
+from policy.edge import entry_side
+from policy.edge import shrink_view
 from policy.filters import Blocker
 from policy.filters import direction_is_stable
 from policy.filters import signal_blocker
@@ -27,6 +29,7 @@ from policy.sizing import LotRules
 from policy.sizing import order_quantity
 from policy.sizing import target_notional
 from policy.sizing import to_quantity
+from scoremodel.calibration import mean_shrinkage
 
 LIMITS = PolicySettings(max_drawdown=0.20, reduce_drawdown=0.10, daily_loss_limit=0.05).limits
 DAY0 = 19_000 * NANOS_PER_DAY  # a UTC midnight
@@ -292,3 +295,29 @@ def test_forecast_mode_never_trades_a_market_without_edge():
         orders += decision.order != 0.0
         position += decision.order
     assert orders == 0
+
+
+def test_a_forecaster_whose_means_the_validation_block_did_not_bear_out_trades_nothing():
+    mean, std = 0.004, 0.002  # 3x the round-trip cost: an entry at face value
+    full = shrink_view(mean, std, 0.9, 0.0, 1.0, COSTS)
+    assert (full.mean, full.p_above_cost) == (mean, 0.9)  # beta = 1: the model's own view
+    assert entry_side(full, COSTS, 0.25, 0.5) == 1
+    none = shrink_view(mean, std, 0.9, 0.0, 0.0, COSTS)
+    assert none.mean == 0.0 and entry_side(none, COSTS, 0.25, 0.5) == 0
+    half = shrink_view(mean, std, 0.9, 0.0, 0.5, COSTS)
+    assert half.mean == pytest.approx(0.002)
+    assert half.p_above_cost == pytest.approx(
+        0.5 * (1 + math.erf((0.002 - 0.0013) / 0.002 / 2**0.5))
+    )
+
+
+def test_mean_shrinkage_is_the_clipped_slope_of_realised_on_predicted():
+    rng = np.random.default_rng(1)
+    predicted = rng.normal(0, 1, (5_000, 3))
+    realised = np.column_stack(
+        [0.5 * predicted[:, 0], -predicted[:, 1], rng.normal(0, 1, 5_000)]
+    ) + rng.normal(0, 0.01, (5_000, 3))
+    beta = mean_shrinkage(predicted, realised)
+    assert beta[0] == pytest.approx(0.5, abs=0.01)
+    assert beta[1] == 0.0  # an anti-signal is not traded the other way
+    assert beta[2] < 0.05

@@ -14,10 +14,10 @@ from catalogs.catalog import read_bars_frame
 from catalogs.catalog import write_bars
 from catalogs.instruments import make_perpetual
 from catalogs.synthetic import generate_bars
+from scoremodel.cond_training import ConditionalTrainConfig
 from scoremodel.pipeline import FitConfig
 from scoremodel.pipeline import fit_model
 from scoremodel.pipeline import save_model
-from scoremodel.cond_training import ConditionalTrainConfig
 from scoremodel.training import TrainConfig
 
 BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-HOUR-LAST-EXTERNAL"

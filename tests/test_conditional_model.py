@@ -13,7 +13,6 @@ import torch
 from catalogs.planted import generate_planted
 from catalogs.planted import preset
 from evaluation.metrics import information_coefficient
-from evaluation.metrics import norm_cdf
 from scoremodel.checkpoint import CheckpointError
 from scoremodel.cond_checkpoint import load_conditional
 from scoremodel.cond_checkpoint import save_conditional
@@ -31,6 +30,7 @@ from scoremodel.cond_training import ConditionalTrainConfig
 from scoremodel.cond_training import train_conditional
 from scoremodel.features import compute_features
 from scoremodel.forecast import QUANTILES
+from scoremodel.gaussian import norm_cdf
 from scoremodel.normalise import Normaliser
 
 PREDICTIVE = PredictiveConfig()

@@ -14,7 +14,7 @@ from evaluation.forecast_quality import gaussian_quantiles
 from evaluation.forecast_quality import interval_coverage
 from evaluation.forecast_quality import pit_from_quantiles
 from evaluation.forecast_quality import pit_summary
-from evaluation.metrics import norm_cdf
+from scoremodel.gaussian import norm_cdf
 
 LEVELS = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
 

@@ -1,16 +1,14 @@
 """Which bars the model's view may be traded on: density, direction, confidence, consistency.
 
-:func:`signal_blocker` decides one bar (the strategy, bar by bar); :func:`signal_blockers` is
-its vectorised twin over whole arrays (the evaluation). Both apply the same rules in the same
-order; ``tests/test_policy.py`` checks that they agree.
+:func:`signal_blocker` decides one bar; the strategy and the evaluation's simulator both call it
+through :class:`policy.decision.Policy`, bar by bar (the simulator's scalar loop runs the
+walk-forward evaluation's ~1 M decisions in seconds, so no vectorised twin is needed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
-
-import numpy as np
 
 from policy.settings import PolicySettings
 
@@ -52,32 +50,3 @@ def signal_blocker(
     if not stable:
         return Blocker.CONSISTENCY
     return Blocker.NONE
-
-
-def stable_directions(direction: np.ndarray, bars: int) -> np.ndarray:
-    """Vectorised :func:`direction_is_stable` at every position of ``direction``."""
-    d = np.asarray(direction, dtype=np.int64)
-    stable = d != 0
-    for lag in range(1, bars):
-        same = np.zeros(len(d), dtype=bool)
-        same[lag:] = d[lag:] == d[:-lag]
-        stable &= same
-    return stable
-
-
-def signal_blockers(
-    in_distribution: np.ndarray,
-    direction: np.ndarray,
-    confidence: np.ndarray,
-    settings: PolicySettings,
-) -> np.ndarray:
-    """Vectorised :func:`signal_blocker` over a run of consecutive bars (int8 Blocker codes)."""
-    direction = np.asarray(direction, dtype=np.int64)
-    stable = stable_directions(direction, settings.consistency_bars)
-    codes = np.full(len(direction), Blocker.NONE, dtype=np.int8)
-    # the first blocking rule wins: assign in reverse order of precedence
-    codes[~stable] = Blocker.CONSISTENCY
-    codes[np.asarray(confidence, dtype=np.float64) < settings.min_confidence] = Blocker.CONFIDENCE
-    codes[direction == 0] = Blocker.NO_DIRECTION
-    codes[~np.asarray(in_distribution, dtype=bool)] = Blocker.DENSITY
-    return codes

@@ -130,7 +130,10 @@ def run_config(synthetic_catalog, trained_model, tmp_path):
     from runtime.run_config import load_run_config
 
     def make(backtest: dict | None = None, **strategy):
-        run = load_run_config(**{"model_path": str(trained_model), **strategy})
+        # score mode unless a test asks otherwise: it trades on this market, which the tests
+        # of the engine, reports and equivalences need (edge mode stays flat on it)
+        fields = {"model_path": str(trained_model), "signal_mode": "score", **strategy}
+        run = load_run_config(**fields)
         values = {
             "catalog": str(synthetic_catalog),
             "report_dir": str(tmp_path / "report"),

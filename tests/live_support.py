@@ -37,7 +37,8 @@ MINUTE_BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-MINUTE-LAST-EXTERNAL"
 MINUTE_NS = 60_000_000_000
 MS = 1_000_000
 #: Strategy settings that let the quickly trained model trade on (almost) every bar.
-PERMISSIVE = {
+PERMISSIVE = {  # trade on (nearly) every bar: these tests are about the live plumbing
+    "signal_mode": "score",
     "min_confidence": 0.0,
     "consistency_bars": 1,
     "density_percentile": 0.0,

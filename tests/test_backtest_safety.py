@@ -261,7 +261,7 @@ def test_the_defaults_own_unusable_model_is_retrained_there_and_said_so(
             "strategy:\n  reduce_drawdown: 0.3\n",
             "strategy.reduce_drawdown = 0.3 must be at most max_drawdown = 0.2",
         ),
-        ("strategy:\n  signal_mode: scores\n", "expected one of score, forecast"),
+        ("strategy:\n  signal_mode: scores\n", "expected one of score, forecast, edge"),
         ("strategy:\n  consistency_bars: 2.5\n", "expected a whole number >= 1"),
         ("strategy:\n  max_leverage: .nan\n", "strategy.max_leverage = nan is invalid"),
         ("strategy:\n  max_notional: -5\n", "expected a number > 0, or null"),

@@ -32,7 +32,7 @@ def maker_run(synthetic_catalog, trained_model, tmp_path_factory):
 
     from runtime.run_config import load_run_config
 
-    run = load_run_config(model_path=str(trained_model))
+    run = load_run_config(model_path=str(trained_model), signal_mode="score")  # trades here
     settings = dataclasses.replace(
         run.backtest,
         catalog=str(synthetic_catalog),

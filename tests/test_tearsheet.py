@@ -45,7 +45,9 @@ CHROMIUM_FLAGS = [
 def report(synthetic_catalog, trained_model, tmp_path_factory) -> Path:
     """A small backtest's report directory, tearsheet included (the test catalog, ~50 days)."""
     directory = tmp_path_factory.mktemp("tearsheet-report")
-    run = load_run_config(model_path=str(trained_model), min_confidence=0.5, consistency_bars=2)
+    run = load_run_config(
+        model_path=str(trained_model), signal_mode="score", min_confidence=0.5, consistency_bars=2
+    )
     settings = dataclasses.replace(
         run.backtest, catalog=str(synthetic_catalog), report_dir=str(directory), tearsheet=True
     )

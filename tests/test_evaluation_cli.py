@@ -157,7 +157,8 @@ def test_the_config_s_policy_is_the_policy_evaluated(synthetic_catalog, tmp_path
     for threshold in (0.0, 0.95):
         config = tmp_path / f"run-{threshold}.yaml"
         config.write_text(
-            f"strategy:\n  bar_type: {BAR_TYPE}\n  min_confidence: {threshold}\n"
+            f"strategy:\n  bar_type: {BAR_TYPE}\n  signal_mode: score\n"
+            f"  min_confidence: {threshold}\n"
             f"backtest:\n  catalog: {synthetic_catalog}\n"
         )
         out = tmp_path / f"report-{threshold}"

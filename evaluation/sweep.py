@@ -34,7 +34,6 @@ import pandas as pd
 import yaml
 
 from cli_errors import UserError
-from evaluation.folds import walk_forward_folds
 from evaluation.metrics import deflated_sharpe
 from evaluation.metrics import sharpe
 from evaluation.parallel import Task
@@ -47,10 +46,9 @@ from evaluation.summary import chain
 from evaluation.summary import summarise
 from evaluation.walk_forward import EvaluationConfig
 from evaluation.walk_forward import bars_per_year
+from evaluation.walk_forward import fold_setup
 from evaluation.walk_forward import serial_folds
 from policy.settings import PolicySettings
-from scoremodel.datasets import MarketDataset
-from scoremodel.features import DEFAULT_SPEC
 from scoremodel.training import TrainConfig
 
 MODES = ("grid", "random")
@@ -162,16 +160,7 @@ def run_trial(bars: pd.DataFrame, source: str, cfg: EvaluationConfig) -> dict:
     """One trial: the walk-forward folds (no scenario checks) and their pooled metrics, with
     the pooled per-bar returns of the model and the baselines (for the SPA test)."""
     per_year, _ = bars_per_year(bars.index)
-    dataset = MarketDataset.from_bars(bars, DEFAULT_SPEC, cfg.horizon)
-    folds = walk_forward_folds(
-        len(bars),
-        cfg.n_folds,
-        purge=cfg.purge,
-        embargo=cfg.embargo,
-        min_train_bars=int(cfg.min_train_fraction * len(bars)),
-        scheme=cfg.scheme,
-        train_bars=cfg.train_bars,
-    )
+    dataset, folds = fold_setup(bars, cfg)
     runs = [run for run, _ in serial_folds(bars, dataset, folds, source, cfg, per_year)]
     overall = summarise(runs, cfg, per_year, header={"folds": len(runs)})
     metrics = overall["strategies"][MODEL]

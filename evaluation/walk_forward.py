@@ -138,16 +138,7 @@ def evaluate(
     cfg = config.resolved()
     started = time.perf_counter()
     per_year, step = bars_per_year(bars.index)
-    dataset = MarketDataset.from_bars(bars, DEFAULT_SPEC, cfg.horizon)
-    folds = walk_forward_folds(
-        len(bars),
-        cfg.n_folds,
-        purge=cfg.purge,
-        embargo=cfg.embargo,
-        min_train_bars=int(cfg.min_train_fraction * len(bars)),
-        scheme=cfg.scheme,
-        train_bars=cfg.train_bars,
-    )
+    dataset, folds = fold_setup(bars, cfg)
     log(f"{len(bars):,} bars of {source}, {len(folds)} {cfg.scheme} folds, bar = {step}")
     runs = []
     for fold_run, seconds in (fold_runner or serial_folds)(
@@ -179,6 +170,21 @@ def evaluate(
         "seconds": round(time.perf_counter() - started, 1),
     }
     return results, runs, scenarios
+
+
+def fold_setup(bars: pd.DataFrame, cfg: EvaluationConfig) -> tuple[MarketDataset, list[Fold]]:
+    """The states and labels of ``bars`` and the walk-forward folds ``cfg`` (resolved) asks for."""
+    dataset = MarketDataset.from_bars(bars, DEFAULT_SPEC, cfg.horizon)
+    folds = walk_forward_folds(
+        len(bars),
+        cfg.n_folds,
+        purge=cfg.purge,
+        embargo=cfg.embargo,
+        min_train_bars=int(cfg.min_train_fraction * len(bars)),
+        scheme=cfg.scheme,
+        train_bars=cfg.train_bars,
+    )
+    return dataset, folds
 
 
 FoldRunner = Callable[

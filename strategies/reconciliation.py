@@ -12,9 +12,13 @@ the adapter's own HTTP client (``nautilus_pyo3.BybitHttpClient``, keys read from
 environment by the client, as the execution client does), compared with the strategy's cached
 position, account and open orders.
 
-A disagreement must show on :data:`CONFIRMATIONS` consecutive checks spanning at least
-``CONFIRMATIONS - 1`` intervals (pushes still on their way after a fill, or a fill between the
-venue's answer and the comparison, are not one); then the strategy logs a WARNING and halts
+A disagreement must show, unchanged on the strategy's side, on :data:`CONFIRMATIONS`
+consecutive checks spanning at least ``CONFIRMATIONS - 1`` intervals: the same position, the
+same balance or the same open order of the strategy's against a different venue value. Pushes
+still on their way after a fill, or a fill between the venue's answer and the comparison, are
+not one, nor is a run of such transients on successive orders (the strategy's side moves from
+one to the next); a lost fill or a stale balance stays put. Then the strategy logs a WARNING and
+halts
 (see :meth:`policy.decision.Policy.halt`; ``run_live.py resume`` clears it once the books
 are put right).
 
@@ -66,12 +70,18 @@ VenueBooks = Callable[[], Awaitable[Books]]
 class Discrepancy:
     """What disagrees, the strategy's value and the venue's."""
 
-    what: str  # "position", "balance" or "open orders"
+    what: str  # "position", "balance" or "open order"
     ours: Decimal | str
     venue: Decimal | str
 
     def describe(self) -> str:
         return f"{self.what}: strategy {self.ours}, venue {self.venue}"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What identifies it from one check to the next: the field and the strategy's value
+        (the venue's may move on while the strategy's stays stale)."""
+        return self.what, str(self.ours)
 
 
 def compare(ours: Books, venue: Books, lot: Decimal) -> list[Discrepancy]:
@@ -86,16 +96,16 @@ def compare(ours: Books, venue: Books, lot: Decimal) -> list[Discrepancy]:
         and abs(ours.balance - venue.balance) > BALANCE_TOLERANCE
     ):
         found.append(Discrepancy("balance", ours.balance, venue.balance))
-    closed = sorted(ours.open_orders - venue.open_orders)
-    if closed:
-        found.append(Discrepancy("open orders", " ".join(closed), "closed"))
+    for client_order_id in sorted(ours.open_orders - venue.open_orders):
+        found.append(Discrepancy("open order", client_order_id, "closed"))
     return found
 
 
 class VenueReconciler:
     """Runs the check for a strategy: on each timer event one venue read (never two at once),
-    then :func:`compare`; a disagreement seen :data:`CONFIRMATIONS` times in a row, over at
-    least ``CONFIRMATIONS - 1`` intervals, halts."""
+    then :func:`compare`; a disagreement (by :attr:`Discrepancy.key`) seen on
+    :data:`CONFIRMATIONS` checks in a row, over at least ``CONFIRMATIONS - 1`` intervals,
+    halts."""
 
     def __init__(
         self, strategy: ScoreMatchingStrategy, venue_books: VenueBooks, interval_secs: float
@@ -106,8 +116,7 @@ class VenueReconciler:
         self.loop = asyncio.get_event_loop()
         self.checks = 0  # completed checks
         self.failures = 0  # checks the venue could not answer
-        self.streak = 0  # consecutive checks with a disagreement
-        self.since_ns = 0  # when the current disagreement was first seen
+        self.seen: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (first ns, checks)
         self.last: list[Discrepancy] = []
         self.reported = ""  # the confirmed disagreement last warned about
         self._in_flight = False
@@ -135,6 +144,11 @@ class VenueReconciler:
         if self.strategy.is_running:  # not once it stopped (its timers are cancelled)
             self.observe(strategy_books(self.strategy), venue)
 
+    @property
+    def streak(self) -> int:
+        """Consecutive checks on which the longest-standing current disagreement was seen."""
+        return max((count for _, count in self.seen.values()), default=0)
+
     def observe(self, ours: Books, venue: Books) -> list[Discrepancy]:
         """Record one comparison; warn and halt once a disagreement is confirmed."""
         strategy = self.strategy
@@ -142,17 +156,17 @@ class VenueReconciler:
         lot = Decimal(str(strategy.instrument.size_increment))
         self.last = compare(ours, venue, lot)
         now = strategy.clock.timestamp_ns()
-        if not self.last:
-            self.streak = 0
-            self.reported = ""
+        previous = self.seen
+        self.seen = {}
+        for discrepancy in self.last:
+            first_ns, count = previous.get(discrepancy.key, (now, 0))
+            self.seen[discrepancy.key] = (first_ns, count + 1)
+        confirmed = [d for d in self.last if self._confirmed(d, now)]
+        if not confirmed:
+            if not self.last:
+                self.reported = ""
             return self.last
-        if self.streak == 0:
-            self.since_ns = now
-        self.streak += 1
-        lasting = now - self.since_ns >= (CONFIRMATIONS - 1) * self.interval.value
-        if self.streak < CONFIRMATIONS or not lasting:
-            return self.last
-        details = "; ".join(d.describe() for d in self.last)
+        details = "; ".join(d.describe() for d in confirmed)
         if details == self.reported:
             return self.last
         self.reported = details
@@ -165,6 +179,11 @@ class VenueReconciler:
         if not strategy.policy.risk.halted:
             strategy.policy.halt(now, f"reconciliation: {details}")
         return self.last
+
+    def _confirmed(self, discrepancy: Discrepancy, now_ns: int) -> bool:
+        first_ns, count = self.seen[discrepancy.key]
+        lasting = now_ns - first_ns >= (CONFIRMATIONS - 1) * self.interval.value
+        return count >= CONFIRMATIONS and lasting
 
 
 def strategy_books(strategy: ScoreMatchingStrategy) -> Books:

@@ -255,7 +255,7 @@ def test_reconciliation_halts_when_the_adapter_drops_a_frame(
                     o for o in emu.orders() if o["orderLinkId"] == stuck.client_order_id.value
                 )
                 assert venue_order["orderStatus"] == "Cancelled"
-                assert f"open orders: strategy {stuck.client_order_id}, venue closed" in reason
+                assert f"open order: strategy {stuck.client_order_id}, venue closed" in reason
 
             submitted = emu.order_submissions()
             before = strategy.bars_decided

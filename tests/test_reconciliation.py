@@ -67,7 +67,7 @@ def test_compare_finds_open_orders_the_venue_has_closed():
     ours = Books(Decimal(0), None, frozenset({"O-1", "O-2"}))
     venue = Books(Decimal(0), None, frozenset({"O-2", "O-3"}))  # O-3: not the strategy's
     [stuck] = compare(ours, venue, LOT)
-    assert stuck.describe() == "open orders: strategy O-1, venue closed"
+    assert stuck.describe() == "open order: strategy O-1, venue closed"
     assert compare(Books(Decimal(0), None), venue, LOT) == []
 
 
@@ -103,3 +103,40 @@ def test_a_disagreement_caught_mid_fill_does_not_halt(checked):
         reconciler.observe(ours, venue)
     assert not strategy.policy.risk.halted and strategy.warnings == []
     assert reconciler.checks == CONFIRMATIONS + 2 + 2 * (CONFIRMATIONS - 1)
+
+
+def test_transients_on_successive_orders_do_not_add_up_to_a_halt(checked):
+    """Each check catches another order mid-fill: the strategy's side differs every time."""
+    reconciler, strategy = checked
+    for step in range(4 * CONFIRMATIONS):
+        ours = Books(Decimal(step) / 1000, Decimal(10000 - step), frozenset({f"O-{step}"}))
+        venue = Books(Decimal(step + 1) / 1000 + LOT, Decimal(10000 - step - 1))
+        assert reconciler.observe(ours, venue)  # always some disagreement...
+        strategy.now_ns += SECOND_NS
+    assert reconciler.streak == 1 and not strategy.policy.risk.halted  # ...never the same one
+
+
+def test_a_lost_fill_halts_while_the_balance_keeps_moving(checked):
+    """Every execution push lost, wallet pushes arrive: the position is stale, the balance is
+    not, and the position disagreement alone confirms."""
+    reconciler, strategy = checked
+    for step in range(CONFIRMATIONS):
+        balance = Decimal(10000 - step)
+        reconciler.observe(
+            Books(Decimal(0), balance), Books(Decimal("0.020") * (step + 1), balance)
+        )
+        strategy.now_ns += SECOND_NS
+    assert strategy.policy.risk.halted
+    assert strategy.policy.risk.halt_reason == "reconciliation: position: strategy 0, venue 0.060"
+
+
+def test_a_stuck_order_halts_while_other_orders_come_and_go(checked):
+    reconciler, strategy = checked
+    for step in range(CONFIRMATIONS):
+        ours = Books(Decimal(0), None, frozenset({"O-stuck", f"O-{step}"}))
+        reconciler.observe(ours, Books(Decimal(0), None))
+        strategy.now_ns += SECOND_NS
+    assert (
+        strategy.policy.risk.halt_reason
+        == "reconciliation: open order: strategy O-stuck, venue closed"
+    )

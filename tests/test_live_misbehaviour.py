@@ -133,9 +133,7 @@ def assert_reconciled_without_halt(harness: LiveHarness) -> None:
     assert harness.wait_until(lambda: reconciler.checks > checks, timeout=5)
     assert reconciler.streak == 0 and reconciler.failures == 0
     risk = harness.strategy.policy.risk
-    # Known, open: with shuffled pushes the account balance can be stale for a moment, and the
-    # drawdown rule has once halted on it (README, "not verified"); reconciliation never may.
-    assert not risk.halted or not risk.halt_reason.startswith("reconciliation"), risk
+    assert not risk.halted, risk
 
 
 def fills_per_order(harness: LiveHarness) -> list[int]:

@@ -357,7 +357,10 @@ class ScoreMatchingStrategy(Strategy):
     def _request_history(self) -> None:
         """Request warm-up bars in pages the venue accepts; live bars wait in a buffer."""
         now = self.clock.utc_now()
-        needed = DEFAULT_SPEC.warmup_bars + self.config.consistency_bars
+        lead = self.config.consistency_bars  # directions the consistency rule looks back on
+        if self.forecaster is not None:  # edge mode: a full context before the first live bar
+            lead = max(lead, self.model.conditional.context_len)
+        needed = DEFAULT_SPEC.warmup_bars + lead
         interval = pd.Timedelta(self._bar_ns, unit="ns")
         pages = history_pages(now - needed * interval, now, interval, self.config.history_page_bars)
         self._history_pending = True

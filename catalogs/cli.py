@@ -8,6 +8,7 @@ exit with 2 as well. Ctrl-C exits with 130.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -33,6 +34,9 @@ from catalogs.funding import read_funding
 from catalogs.funding import synthetic_funding
 from catalogs.funding import write_funding
 from catalogs.instruments import make_perpetual
+from catalogs.planted import KINDS
+from catalogs.planted import demo_preset
+from catalogs.planted import generate_planted
 from catalogs.synthetic import SyntheticMarketConfig
 from catalogs.synthetic import generate_bars
 from cli_errors import EXIT_INTERRUPTED
@@ -86,6 +90,13 @@ def _add_synth(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--bars", type=positive_int, default=100_000, help="default: 100000")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
     parser.add_argument("--start-price", type=positive_float, default=None, help="default: 40000")
+    parser.add_argument(
+        "--planted",
+        choices=KINDS,
+        default=None,
+        help="write a planted market instead (catalogs/planted.py: GARCH returns with a known "
+        "predictive structure; volume_reversal is the embedded demo's market)",
+    )
     parser.set_defaults(handler=_run_synth)
 
 
@@ -94,8 +105,17 @@ def _run_synth(args: argparse.Namespace) -> None:
     if args.start_price is not None:
         config = SyntheticMarketConfig(start_price=args.start_price)
     print(f"generating {args.bars:,} {args.interval} bars (seed {args.seed})", file=sys.stderr)
-    bars = generate_bars(args.bars, args.interval, seed=args.seed, config=config)
-    _write_and_print(args, bars, gap_policy="error", duplicate_policy="error")
+    if args.planted:
+        planted = demo_preset(str(args.interval), args.planted)
+        if args.start_price is not None:
+            planted = dataclasses.replace(planted, start_price=args.start_price)
+        bars = generate_planted(args.bars, seed=args.seed, config=planted).bars
+    else:
+        bars = generate_bars(args.bars, args.interval, seed=args.seed, config=config)
+    # planted prices are not on the tick grid: rounded to it (a relative change below 1e-5)
+    _write_and_print(
+        args, bars, gap_policy="error", duplicate_policy="error", round_prices=bool(args.planted)
+    )
     rates = synthetic_funding(bars, seed=args.seed)
     written = write_funding(
         args.catalog, rates, make_perpetual(args.symbol).id.value, DEFAULT_FUNDING_INTERVAL
@@ -288,7 +308,12 @@ def _add_on_conflict(parser: argparse.ArgumentParser) -> None:
 
 
 def _write_and_print(
-    args: argparse.Namespace, bars: pd.DataFrame, *, gap_policy: str, duplicate_policy: str
+    args: argparse.Namespace,
+    bars: pd.DataFrame,
+    *,
+    gap_policy: str,
+    duplicate_policy: str,
+    round_prices: bool = False,
 ) -> None:
     result = write_bars_detailed(
         args.catalog,
@@ -298,7 +323,7 @@ def _write_and_print(
         gap_policy=gap_policy,
         duplicate_policy=duplicate_policy,
         on_conflict=getattr(args, "on_conflict", "error"),
-        round_prices=getattr(args, "round_prices", False),
+        round_prices=round_prices or getattr(args, "round_prices", False),
         chunk_bars=250_000,
         progress=True,
     )

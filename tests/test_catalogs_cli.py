@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from catalogs.cli import main
@@ -109,3 +110,21 @@ def test_bad_interval_is_an_argument_error(capsys: pytest.CaptureFixture[str]) -
 
     assert exited.value.code == 2
     assert "invalid interval '7min'" in capsys.readouterr().err
+
+
+def test_synth_planted_writes_the_demo_market_on_the_tick_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from catalogs.catalog import read_bars_frame
+    from catalogs.planted import demo_preset
+    from catalogs.planted import generate_planted
+
+    catalog = tmp_path / "planted"
+    args = ["synth", "--catalog", str(catalog), "--interval", "1h", "--bars", "500"]
+    assert main([*args, "--planted", "volume_reversal", "--seed", "4"]) == 0
+    stored = read_bars_frame(catalog, "BTCUSDT-LINEAR.BYBIT-1-HOUR-LAST-EXTERNAL")
+    planted = generate_planted(500, seed=4, config=demo_preset("1h")).bars
+    assert len(stored) == 500 and (stored.index == planted.index).all()
+    # prices rounded to the 0.1 tick, nothing else changed
+    assert np.abs(stored["close"].to_numpy() - planted["close"].to_numpy()).max() <= 0.05 + 1e-9
+    assert "synthetic funding rates" in capsys.readouterr().out

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from catalogs.planted import PlantedConfig
+from catalogs.planted import demo_preset
 from catalogs.planted import generate_planted
 from catalogs.planted import preset
 from catalogs.synthetic import generate_bars
@@ -121,3 +122,17 @@ def test_bad_settings_are_refused():
         PlantedConfig(drift_bars=5, refractory=3)
     with pytest.raises(ValueError, match="horizons"):
         generate_planted(1_000, (1, 20), config=dataclasses.replace(preset("no_edge")))
+
+
+def test_the_demo_market_is_hourly_at_60_percent_and_its_edge_beats_a_round_trip():
+    market = generate_planted(20_000, HORIZONS, seed=7, config=demo_preset("1h"))
+    log_close = np.log(market.bars["close"].to_numpy())
+    annual_vol = np.diff(log_close).std() * np.sqrt(24 * 365)
+    assert 0.5 < annual_vol < 0.7
+    mean, _, forward = labelled(market, 6)
+    round_trip = 2 * (0.00055 + 0.0001)  # taker fee and slippage, both ways
+    beats = np.abs(mean) > 1.25 * round_trip  # the policy's default edge margin
+    assert 0.03 < beats.mean() < 0.12
+    # where the oracle's edge beats the cost, trading its sign earns more than the cost
+    gross = np.sign(mean[beats]) * forward[beats]
+    assert gross.mean() > round_trip

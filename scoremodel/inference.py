@@ -190,6 +190,12 @@ class ScoreModel:
             in_distribution=in_distribution,
         )
 
+    def log_density(self, raw_state: np.ndarray) -> tuple[float, bool]:
+        """The state's log-density and whether it counts as familiar (the density gate alone,
+        as edge mode needs it: no score signal ranked)."""
+        _, log_density = self._score_and_density(raw_state)
+        return log_density, log_density >= self.density_threshold
+
     def _assess_forecast(
         self, raw_state: np.ndarray, log_density: float, familiar: bool
     ) -> Assessment:

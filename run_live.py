@@ -9,7 +9,9 @@
 Modes: sandbox trades on paper against Bybit's live market data; demo and testnet trade on
 Bybit's demo / testnet accounts. Mainnet (real money) is refused unless you add
 --i-understand-this-trades-real-money (keys BYBIT_API_KEY/SECRET). Keys are read from the
-environment only. --mode overrides live.mode of the config.
+environment only. --mode overrides live.mode of the config. The config's backtest.execution
+applies here too: `maker` sends post-only limit orders (cancelled after
+backtest.maker_timeout_bars bars if unfilled; Bybit rejects one that would cross).
 
 Ctrl-C (SIGINT) or SIGTERM stops cleanly: orders are cancelled, positions closed (unless the
 strategy sets close_positions_on_stop: false), and the exit status is 0. `kill` (or SIGUSR1 to

@@ -1,15 +1,15 @@
 """Ray scale-out figures: speedup of the default evaluation, Ray's overhead per task, peak
-memory, and a projection for a large sweep from the measured per-task costs.
+memory, the object store's cap, and a projection for a large sweep from the measured costs.
 
-    python -m benchmarks.ray_scaling                  # the demo's 30,000 hourly bars, 5 folds
-    python -m benchmarks.ray_scaling --bars 6000 --epochs 5   # a quicker look
+    python -m benchmarks --ray                        # the demo's 30,000 hourly bars, 5 folds
+    python -m benchmarks --ray --bars 6000 --epochs 5 # a quicker look
 
-Runs, on the same bars and settings: the default evaluation serially in this process with
-torch's default threads (what ``python -m evaluation`` does), serially with 1 thread per fold
-(the numerics of a Ray task), and with ``--workers`` local Ray workers; then ``--tasks``
-empty Ray tasks (the per-task overhead). Peak memory is the largest summed RSS of this
-process and all its descendants (Ray's GCS, raylet and workers), sampled every 0.2 s. Writes
-``--out`` (JSON) and prints a summary.
+Runs, on the same bars and settings, the default evaluation (every fold with 1 pinned torch
+and BLAS thread) serially in this process and with ``--workers`` local Ray workers, checks
+that both give identical results, then times ``--tasks`` empty Ray tasks (the per-task
+overhead). Peak memory is the largest summed RSS of this process and all its descendants
+(Ray's GCS, raylet and workers), sampled every 0.2 s. Writes ``--out`` (JSON), replaces the
+Ray rows of ``--table`` (docs/benchmarks.md) and prints the figures.
 """
 
 from __future__ import annotations
@@ -32,11 +32,14 @@ from evaluation.parallel import Task
 from evaluation.parallel import ray_folds
 from evaluation.parallel import ray_session
 from evaluation.parallel import run_tasks
+from evaluation.parallel import write_atomically
 from evaluation.walk_forward import EVAL_TRAINING
 from evaluation.walk_forward import EvaluationConfig
 from evaluation.walk_forward import evaluate
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TABLE_ROW_PREFIX = "| Ray"  # the rows of docs/benchmarks.md this benchmark owns
+EMPTY_TABLE = ("| measure | result |", "|---|---|")
 
 
 class PeakMemory:
@@ -83,12 +86,25 @@ def empty_task() -> None:
 
 
 def same_figures(first: dict, second: dict) -> bool:
-    """Every fold's and the pooled figures equal (as JSON text: NaN equals NaN)."""
+    """Every fold's, the pooled and the scenario figures equal (as JSON text: NaN equals NaN)."""
 
     def text(results: dict) -> str:
-        return json.dumps([results["folds"], results["overall"]], sort_keys=True, default=str)
+        parts = [results["folds"], results["overall"], results["scenarios"]]
+        return json.dumps(parts, sort_keys=True, default=str)
 
     return text(first) == text(second)
+
+
+class FoldClock:
+    """An evaluation's log that notes when the folds are done (the scenario checks start)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.folds_s = math.nan
+
+    def __call__(self, line: str) -> None:
+        if line.startswith("scenarios"):
+            self.folds_s = time.perf_counter() - self.started
 
 
 def timed(function: Callable[[], Any]) -> tuple[Any, float]:
@@ -97,8 +113,69 @@ def timed(function: Callable[[], Any]) -> tuple[Any, float]:
     return value, time.perf_counter() - started
 
 
+def projection(figures: dict, args: argparse.Namespace) -> dict:
+    """Wall time of an instruments x trials sweep on a cluster, from the measured costs.
+
+    A sweep trial is one task on one core: the walk-forward folds one after the other, without
+    the scenario checks, so it costs what the folds took in the serial evaluation; Ray adds the
+    measured overhead per task."""
+    trial_s = figures["serial_folds_s"]
+    slots = args.nodes * args.cores_per_node
+    tasks = args.instruments * args.trials
+    waves = math.ceil(tasks / slots)
+    overhead_s = figures["overhead_per_task_ms"] / 1000
+    return {
+        "tasks": tasks,
+        "slots": slots,
+        "trial_s": trial_s,
+        "waves": waves,
+        "wall_hours": waves * (trial_s + overhead_s) / 3600,
+        "arithmetic": f"ceil({tasks} / ({args.nodes} x {args.cores_per_node})) = {waves} waves "
+        f"x ({trial_s:.0f} s + {1000 * overhead_s:.1f} ms)",
+        "assumes": f"{args.nodes} nodes x {args.cores_per_node} cores like this one, "
+        f"{args.bars:,}-bar instruments, {args.epochs} epochs per fold",
+    }
+
+
+def table_rows(figures: dict) -> list[str]:
+    """The Ray rows of docs/benchmarks.md."""
+    mb = 2**20
+    identical = "identical results" if figures["identical"] else "results DIFFER"
+    plan = figures["projection"]
+    rows = {
+        "serial evaluation": f"{figures['serial_s']:.0f} s ({figures['bars']:,} hourly bars, "
+        f"{figures['folds']} folds, {figures['epochs']} epochs, 1 thread per fold)",
+        f"{figures['workers']} workers": f"{figures['ray_workers_s']:.0f} s (Ray start "
+        f"{figures['ray_start_s']:.1f} s included), {identical}: speedup "
+        f"{figures['speedup']:.2f}x (the folds alone: {figures['serial_folds_s']:.0f} s -> "
+        f"{figures['ray_folds_s']:.0f} s, {figures['folds_speedup']:.2f}x)",
+        "overhead per task": f"{figures['overhead_per_task_ms']:.1f} ms "
+        f"({figures['tasks']} empty tasks on {figures['workers']} workers)",
+        "peak RSS": f"serial {figures['serial_peak_rss_mb']:,.0f} MB, with Ray "
+        f"{figures['ray_peak_rss_mb']:,.0f} MB (command, GCS, raylet, workers); object store "
+        f"capped at {figures['object_store_bytes'] / mb:,.0f} MB",
+        "100 x 50 sweep, 8 x 16 cores": f"{plan['wall_hours']:.1f} h projected "
+        f"({plan['arithmetic']})",
+    }
+    return [f"| {('Ray: ' + label):<31} | {text} |" for label, text in rows.items()]
+
+
+def update_table(path: Path, rows: list[str]) -> None:
+    """Replace the Ray rows of the markdown table at ``path`` (append them when absent)."""
+    lines = (
+        path.read_text().splitlines() if path.is_file() else ["| measure | result |", "|---|---|"]
+    )
+    kept = [line for line in lines if not line.startswith(TABLE_ROW_PREFIX)]
+    text = "\n".join([*kept, *rows]) + "\n"
+    write_atomically(path, lambda temporary: temporary.write_text(text))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ray_scaling")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks --ray",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--bars", type=int, default=30_000, help="hourly bars (the demo's)")
     parser.add_argument("--epochs", type=int, default=EVAL_TRAINING.max_epochs)
     parser.add_argument("--workers", type=int, default=2)
@@ -107,74 +184,70 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores-per-node", type=int, default=16, help="projection")
     parser.add_argument("--instruments", type=int, default=100, help="projection")
     parser.add_argument("--trials", type=int, default=50, help="projection")
-    parser.add_argument("--out", default="reports/ray_scaling.json")
+    parser.add_argument("--out", default="docs/ray_scaling.json")
+    parser.add_argument("--table", default="docs/benchmarks.md", help="its Ray rows are replaced")
     args = parser.parse_args(argv)
 
     bars = generate_bars(args.bars, interval="1h", seed=7)  # the demo catalog's bars
     config = replace(EvaluationConfig(), train=replace(EVAL_TRAINING, max_epochs=args.epochs))
-    one_thread = replace(config, train=replace(config.train, threads=1))
     quiet = lambda _: None  # noqa: E731
     figures: dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "load_average_before": os.getloadavg(),
         "bars": args.bars,
         "epochs": args.epochs,
+        "folds": config.n_folds,
         "workers": args.workers,
+        "tasks": args.tasks,
         "object_store_bytes": DEFAULT_OBJECT_STORE_BYTES,
     }
 
-    warm_up = replace(config, n_folds=2, train=replace(config.train, max_epochs=1))
+    warm_up = replace(
+        config,
+        n_folds=2,
+        train=replace(config.train, max_epochs=1),
+        scenario_samples=100,
+        scenario_states=20,
+        pc_steps=5,
+    )
     evaluate(bars.iloc[:3_000], "warm-up", warm_up, log=quiet)  # compile kernels, load libs
     with PeakMemory() as serial_memory:
-        _, figures["serial_default_threads_s"] = timed(
-            lambda: evaluate(bars, "bench", config, log=quiet)
+        clock = FoldClock()
+        (serial, _, _), figures["serial_s"] = timed(
+            lambda: evaluate(bars, "bench", config, log=clock)
         )
     figures["serial_peak_rss_mb"] = serial_memory.peak_bytes / 2**20
+    figures["serial_folds_s"] = clock.folds_s
     print(json.dumps(figures), flush=True)  # partial figures, in case a later phase fails
-    (serial_one, _, _), figures["serial_one_thread_s"] = timed(
-        lambda: evaluate(bars, "bench", one_thread, log=quiet)
-    )
-    print(json.dumps(figures), flush=True)
     with PeakMemory() as ray_memory:
         started = time.perf_counter()
         with ray_session(args.workers):
+            import ray
+
             figures["ray_start_s"] = time.perf_counter() - started
-            (parallel, _, _), figures["ray_workers_s"] = timed(
-                lambda: evaluate(bars, "bench", one_thread, log=quiet, fold_runner=ray_folds)
+            figures["object_store_bytes"] = ray.cluster_resources()["object_store_memory"]
+            clock = FoldClock()
+            (parallel, _, _), seconds = timed(
+                lambda: evaluate(bars, "bench", config, log=clock, fold_runner=ray_folds)
             )
+            figures["ray_workers_s"] = figures["ray_start_s"] + seconds
+            figures["ray_folds_s"] = clock.folds_s
             tasks = [Task(f"empty {n}", empty_task) for n in range(args.tasks)]
             _, empty_s = timed(lambda: run_tasks(tasks, progress=quiet))
     figures["ray_peak_rss_mb"] = ray_memory.peak_bytes / 2**20
-    figures["identical_to_serial_one_thread"] = same_figures(parallel, serial_one)
-    figures["speedup_vs_serial_default"] = (
-        figures["serial_default_threads_s"] / figures["ray_workers_s"]
-    )
-    figures["speedup_vs_serial_one_thread"] = (
-        figures["serial_one_thread_s"] / figures["ray_workers_s"]
-    )
+    figures["identical"] = same_figures(parallel, serial)
+    figures["speedup"] = figures["serial_s"] / figures["ray_workers_s"]
+    figures["folds_speedup"] = figures["serial_folds_s"] / figures["ray_folds_s"]
     figures["overhead_per_task_ms"] = 1000 * empty_s / args.tasks * args.workers
     figures["load_average_after"] = os.getloadavg()
+    figures["projection"] = projection(figures, args)
 
-    # Projection: a sweep trial is the walk-forward folds without the scenario checks, one
-    # task on one core; the serial one-thread run's time is folds + scenarios, so the trial
-    # is bounded above by it.
-    trial_s = figures["serial_one_thread_s"]
-    slots = args.nodes * args.cores_per_node
-    tasks_total = args.instruments * args.trials
-    waves = math.ceil(tasks_total / slots)
-    overhead_s = figures["overhead_per_task_ms"] / 1000
-    figures["projection"] = {
-        "tasks": tasks_total,
-        "slots": slots,
-        "trial_s_upper": trial_s,
-        "waves": waves,
-        "wall_hours": waves * (trial_s + overhead_s) / 3600,
-        "assumes": f"{args.nodes} nodes x {args.cores_per_node} cores like this one, "
-        f"{args.bars:,}-bar instruments, {args.epochs} epochs per fold",
-    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures, indent=2))
+    write_atomically(Path(args.out), lambda path: path.write_text(json.dumps(figures, indent=2)))
+    rows = table_rows(figures)
+    update_table(Path(args.table), rows)
+    print("\n".join(rows))
+    print(f"figures: {Path(args.out).resolve()}; rows replaced in {Path(args.table).resolve()}")
     return 0
 
 

@@ -11,6 +11,7 @@ the compiled per-bar path equals the torch reference model on every state.
 
     python -m benchmarks                 # 200k synthetic 1-minute bars
     python -m benchmarks --real          # the real BTC bars in ../shared/data (if present)
+    python -m benchmarks --ray           # Ray scaling of the evaluation (benchmarks/ray_scaling.py)
 """
 
 from __future__ import annotations
@@ -246,10 +247,19 @@ def summarise(results: dict) -> None:
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+RAY_ROW_PREFIX = "| Ray"  # see benchmarks.ray_scaling.TABLE_ROW_PREFIX
+
+
 def write(results: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=2, default=float))
-    (out_dir / "benchmarks.md").write_text(table(results) + "\n")
+    table_path = out_dir / "benchmarks.md"
+    ray_rows = [  # the Ray benchmark's rows (python -m benchmarks --ray) stay
+        line
+        for line in (table_path.read_text().splitlines() if table_path.is_file() else [])
+        if line.startswith(RAY_ROW_PREFIX)
+    ]
+    table_path.write_text("\n".join([table(results), *ray_rows]) + "\n")
 
 
 def table(r: dict) -> str:

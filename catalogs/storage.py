@@ -7,6 +7,10 @@ over. Here data is written into a *staging catalog*, a hidden directory inside t
 ``os.replace``, so a file under its final name is always complete. Writers hold an exclusive
 ``flock`` on ``<catalog>/.catalogs.lock``: a second writer waits (saying so on stderr after a
 second) until the first one is done; the lock is released when its holder exits or is killed.
+
+Readers may also name a catalog by an fsspec URL (:func:`catalog_at`): ``file://`` is the local
+path, another protocol (``s3://``, ``gs://``, ...) a read-only ``ParquetDataCatalog`` on that
+filesystem, checked to be reachable first; ``memory://`` is refused.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from pathlib import Path
 from typing import BinaryIO
 from typing import Final
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
+from catalogs.errors import CatalogNotFoundError
 from catalogs.errors import CatalogsError
 from catalogs.errors import CatalogWriteError
 from catalogs.errors import DamagedFileError
@@ -45,6 +51,54 @@ def catalog_root(catalog: ParquetDataCatalog) -> Path:
     if catalog.fs_protocol != "file":
         raise ValueError(f"catalogs writes only local catalogs, not {catalog.fs_protocol!r} ones")
     return Path(catalog.path)
+
+
+# -- Catalog URLs --------------------------------------------------------------------------------
+
+
+def is_catalog_url(location: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` is an fsspec URL (``protocol://...``) rather than a path."""
+    return "://" in str(location)
+
+
+def catalog_at(location: str | os.PathLike[str]) -> Path | ParquetDataCatalog:
+    """The catalog a user named: a local path (``file://`` URLs included) as a :class:`Path`,
+    to be checked by the caller, or the read-only catalog at any other fsspec URL, checked to
+    be reachable here (:class:`~catalogs.errors.CatalogNotFoundError`, one line, otherwise).
+
+    ``memory://`` is refused: Nautilus's Rust reader cannot see fsspec's in-process memory,
+    and Ray workers, other processes, would not see it either.
+    """
+    if not is_catalog_url(location):
+        return Path(location)
+    url = str(location)
+    protocol, path = fsspec.core.split_protocol(url)
+    if protocol in ("file", "local"):
+        return Path(path)
+    if protocol == "memory":
+        raise CatalogNotFoundError(
+            f"Cannot read the catalog {url}: Nautilus reads bars through its Rust backend, which "
+            "does not see fsspec's in-process memory filesystem (nor would Ray workers); give a "
+            "local path, a file:// URL or an object-store URL (s3://, gs://)"
+        )
+    try:
+        filesystem = fsspec.filesystem(protocol)
+        found = filesystem.isdir(path)
+    except ImportError as exc:  # fsspec names the package to install
+        raise CatalogNotFoundError(
+            f"Cannot read the catalog {url}: {exc}; install it or give a local path"
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise CatalogNotFoundError(
+            f"Cannot reach the catalog {url}: {' '.join(str(exc).split()) or type(exc).__name__}"
+            "; check the URL, the network and the credentials fsspec uses for it"
+        ) from exc
+    if not found:
+        raise CatalogNotFoundError(
+            f"No data catalog at {url}; check the URL (the catalog's root directory, the one "
+            "holding data/)"
+        )
+    return ParquetDataCatalog(path, fs_protocol=protocol)
 
 
 # -- Writer lock ---------------------------------------------------------------------------------

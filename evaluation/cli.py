@@ -15,28 +15,35 @@ from pathlib import Path
 
 import pandas as pd
 
+from cli_errors import UserError
 from cli_errors import add_debug_flag
 from cli_errors import non_negative_int
 from cli_errors import open_fraction
 from cli_errors import positive_int
 from cli_errors import run_cli
 from evaluation.folds import EvaluationInputError
+from evaluation.parallel import DEFAULT_TASK_THREADS
 from evaluation.parallel import default_workers
 from evaluation.parallel import ray_folds
 from evaluation.parallel import ray_session
 from evaluation.report import verdict
 from evaluation.report import write_report
-from evaluation.simulate import Execution
 from evaluation.walk_forward import EVAL_CONDITIONAL
 from evaluation.walk_forward import EVAL_TRAINING
 from evaluation.walk_forward import EvaluationConfig
 from evaluation.walk_forward import evaluate
+from evaluation.walk_forward import funded_bars
+from evaluation.walk_forward import run_execution
 from policy.settings import PolicySettings
 from scoremodel.training import TrainConfig
 
 DEFAULT_REPORT_DIR = "reports/evaluation"
 DEFAULT_SWEEP_DIR = "reports/sweep"
 DEFAULT_INSTRUMENTS_DIR = "reports/instruments"
+
+
+class CatalogLocationError(UserError):
+    """The catalog is named in a way this command cannot read."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +118,12 @@ def _instruments_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hidden", type=positive_int, default=TrainConfig().hidden)
     parser.add_argument("--blocks", type=positive_int, default=TrainConfig().n_blocks)
     parser.add_argument("--seed", type=non_negative_int, default=TrainConfig().seed)
-    parser.add_argument("--threads", type=positive_int, help="torch threads per task (default 1)")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=DEFAULT_TASK_THREADS,
+        help="torch and BLAS threads of each task (default: %(default)s)",
+    )
     _add_ray_options(parser, "local Ray with N CPUs (default: all cores)")
     add_debug_flag(parser)
     return parser
@@ -156,7 +168,13 @@ def _add_evaluation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", type=positive_int, default=EVAL_TRAINING.hidden)
     parser.add_argument("--blocks", type=positive_int, default=EVAL_TRAINING.n_blocks)
     parser.add_argument("--seed", type=non_negative_int, default=EVAL_TRAINING.seed)
-    parser.add_argument("--threads", type=positive_int, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=DEFAULT_TASK_THREADS,
+        help="torch and BLAS threads of each fold, pinned alike in this process and in Ray "
+        "workers so that any --workers gives the same results (default: %(default)s)",
+    )
     parser.add_argument("--random-draws", type=positive_int, default=defaults.random_draws)
     parser.add_argument("--bootstrap", type=positive_int, default=defaults.n_boot)
     parser.add_argument("--scenario-samples", type=positive_int, default=defaults.scenario_samples)
@@ -169,7 +187,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     run = load_run_config(args.config)
     bars, source = _csv_bars(args) if args.csv else _catalog_bars(args, run)
     parallel = args.workers is not None or args.ray_address is not None
-    config = evaluation_config(args, run, parallel)
+    config = evaluation_config(args, run)
     if parallel:
         with ray_session(args.workers, args.ray_address):
             results, runs, scenarios = evaluate(bars, source, config, fold_runner=ray_folds)
@@ -190,7 +208,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
     space = load_space(args.space)
     run = load_run_config(args.config)
-    base = evaluation_config(args, run, parallel=True)
+    base = evaluation_config(args, run)
     trial_configs(base, space)  # every trial checked before bars are read or Ray starts
     bars, source = _csv_bars(args) if args.csv else _catalog_bars(args, run)
     with ray_session(args.workers, args.ray_address):
@@ -209,11 +227,20 @@ def _instruments(args: argparse.Namespace) -> int:
     from catalogs.catalog import list_bar_types
     from catalogs.errors import BarTypeNotFoundError
     from catalogs.errors import CatalogNotFoundError
+    from catalogs.storage import catalog_at
     from runtime.many import run_instruments
     from runtime.run_config import load_run_config
 
     run = load_run_config(args.config)
-    catalog = args.catalog or run.backtest.catalog
+    location = str(args.catalog or run.backtest.catalog)
+    local = catalog_at(location)  # file:// URLs as their path
+    if not isinstance(local, Path):
+        raise CatalogLocationError(
+            f"instruments cannot use the catalog {location}: the Nautilus backtest reads its "
+            "catalog by path; give a local path or file:// URL that every node mounts (the "
+            "evaluation and sweep read fsspec URLs)"
+        )
+    catalog = str(local)
     if not Path(catalog).is_dir():
         raise CatalogNotFoundError(
             f"catalog {catalog} does not exist; give --catalog or a --config whose "
@@ -233,7 +260,7 @@ def _instruments(args: argparse.Namespace) -> int:
         hidden=args.hidden,
         n_blocks=args.blocks,
         seed=args.seed,
-        threads=args.threads or 1,
+        threads=args.threads,
     )
     with ray_session(args.workers, args.ray_address):
         table = run_instruments(args.config, catalog, args.bar_types or stored, train, args.out)
@@ -241,18 +268,18 @@ def _instruments(args: argparse.Namespace) -> int:
     return 0 if (table["status"] == "ok").all() else 1
 
 
-def evaluation_config(args: argparse.Namespace, run, parallel: bool = False) -> EvaluationConfig:
+def evaluation_config(args: argparse.Namespace, run) -> EvaluationConfig:
     """The evaluation's settings: the run configuration's policy and account, the options'
-    folds and training budget. Tasks run in parallel train with ``--threads`` or 1 torch
-    thread, a setting of the task (not of the worker), so any number of workers gives the
-    same results as the serial run with that thread count."""
+    folds and training budget. Every fold runs with ``--threads`` torch and BLAS threads, a
+    setting of the task (not of the process that runs it), so the serial run and any number
+    of workers give the same results."""
     train = replace(
         EVAL_TRAINING,
         max_epochs=args.epochs,
         hidden=args.hidden,
         n_blocks=args.blocks,
         seed=args.seed,
-        threads=args.threads or (1 if parallel else None),
+        threads=args.threads,
     )
     conditional = replace(  # the forecaster and its NLL control get the same budget
         EVAL_CONDITIONAL,
@@ -260,7 +287,6 @@ def evaluation_config(args: argparse.Namespace, run, parallel: bool = False) -> 
         hidden=args.hidden,
         seed=args.seed,
     )
-    execution = Execution(starting_balance=float(run.backtest.starting_balance))
     return replace(
         EvaluationConfig(),
         n_folds=args.folds,
@@ -272,7 +298,7 @@ def evaluation_config(args: argparse.Namespace, run, parallel: bool = False) -> 
         conditional=conditional,
         signal_mode=run.strategy.signal_mode,
         policy=PolicySettings.from_fields(run.strategy),
-        execution=execution,
+        execution=run_execution(run),  # balance, execution style and maker timeout
         random_draws=args.random_draws,
         n_boot=args.bootstrap,
         scenario_samples=args.scenario_samples,
@@ -295,29 +321,34 @@ def _csv_bars(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
 
 
 def _catalog_bars(args: argparse.Namespace, run) -> tuple[pd.DataFrame, str]:
+    from nautilus_trader.model.data import BarType
+
     from catalogs.catalog import list_bar_types
     from catalogs.catalog import read_bars_frame
     from catalogs.errors import BarTypeNotFoundError
     from catalogs.errors import CatalogNotFoundError
+    from catalogs.storage import catalog_at
     from runtime.embedded_default import DEFAULT_BAR_TYPE
     from runtime.embedded_default import DEFAULT_CATALOG
     from runtime.embedded_default import prepare_default_catalog
 
-    catalog = Path(args.catalog or run.backtest.catalog)
+    location = str(args.catalog or run.backtest.catalog)
+    catalog = catalog_at(location)  # a path, or the catalog at a reachable fsspec URL
     bar_type = args.bar_type or str(run.strategy.bar_type)
     if catalog == Path(DEFAULT_CATALOG) and bar_type == DEFAULT_BAR_TYPE:
         prepare_default_catalog()  # the embedded default, at its own path only
-    elif not catalog.is_dir():
+    elif isinstance(catalog, Path) and not catalog.is_dir():
         raise CatalogNotFoundError(
-            f"catalog {catalog} does not exist; give --catalog, a --config whose "
+            f"catalog {location} does not exist; give --catalog, a --config whose "
             "backtest.catalog exists, or --csv FILE"
         )
     elif bar_type not in list_bar_types(catalog):
         raise BarTypeNotFoundError(
-            f"no {bar_type} bars in the catalog {catalog}; import them with `python -m catalogs "
+            f"no {bar_type} bars in the catalog {location}; import them with `python -m catalogs "
             "import-csv FILE --interval 1min --catalog ...`, or pass --bar-type / --csv FILE"
         )
     bars = read_bars_frame(catalog, bar_type, start=args.start, end=args.end)
     if len(bars) == 0:
-        raise EvaluationInputError(f"no {bar_type} bars in {catalog} between the given dates")
-    return bars, bar_type
+        raise EvaluationInputError(f"no {bar_type} bars in {location} between the given dates")
+    # the instrument's funding rates over the window, charged by the simulator (none: not charged)
+    return funded_bars(bars, catalog, str(BarType.from_str(bar_type).instrument_id)), bar_type

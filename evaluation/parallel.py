@@ -5,12 +5,17 @@ statistics, a capped object store) and shuts it down afterwards, or joins a runn
 address. :func:`run_tasks` submits :class:`Task` objects, prints ``finished/total`` as they
 finish, keeps every finished result when another task fails, and, given a results directory,
 stores each finished result under a key derived from the task's settings so that a re-run skips
-it. Seeds belong to the task's settings, never to the worker that runs it, so the results do not
-depend on how many workers there are.
+it. Seeds belong to the task's settings, never to the worker that runs it, and so does the
+numeric thread count: every task runs under :func:`pinned_threads` (torch's and the BLAS
+libraries' threads), in a Ray worker and in this process alike, because a float sum split over 2
+threads differs in its last bits from the same sum on 1. So the results do not depend on how
+many workers there are, nor on whether a task ran in a worker or here.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import json
 import os
@@ -41,6 +46,15 @@ if TYPE_CHECKING:
 # 24 GB machine room for the workers (each a Python process with torch, ~0.5 GB).
 DEFAULT_OBJECT_STORE_BYTES = 1 << 30
 RESULT_SUFFIX = ".json"
+# Numeric threads of a task that names none: 1, what a Ray worker (one CPU) gets by default.
+DEFAULT_TASK_THREADS = 1
+# OpenBLAS's thread-count functions under the symbol names of its builds (plain, 64-bit
+# interface, and the scipy-openblas wheels that numpy and scipy bundle).
+_OPENBLAS_PREFIXES = ("openblas", "scipy_openblas")
+_OPENBLAS_SUFFIXES = ("", "64_")
+_OPENBLAS_SEEN: dict[str, Any] = {}  # the libraries found, and len(sys.modules) then
+# What OpenBLAS, MKL and OpenMP read when they are loaded.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class RayStartError(UserError):
@@ -61,10 +75,12 @@ class Task:
     args: tuple = ()
     settings: dict = field(default_factory=dict)
     fresh_process: bool = False
+    threads: int = DEFAULT_TASK_THREADS  # torch and BLAS threads, pinned wherever it runs
 
     @property
     def key(self) -> str:
-        text = json.dumps({"label": self.label, **self.settings}, sort_keys=True, default=str)
+        record = {"label": self.label, "threads": self.threads, **self.settings}
+        text = json.dumps(record, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -89,6 +105,79 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+@dataclass(frozen=True)
+class _OpenBLAS:
+    """One loaded OpenBLAS library's thread-count functions."""
+
+    get: Callable[[], int]
+    set: Callable[[int], None]
+
+
+def _loaded_openblas() -> tuple[_OpenBLAS, ...]:
+    """Every OpenBLAS this process has loaded (numpy's, scipy's), from /proc/self/maps (none
+    where it does not exist: then only the environment pins them). Reading the map costs ~4 ms,
+    so it is read again only after new modules were imported (a new library comes with one)."""
+    modules = len(sys.modules)
+    if _OPENBLAS_SEEN.get("modules") != modules:
+        try:
+            with open("/proc/self/maps") as maps:
+                paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+        except OSError:
+            paths = []
+        found = tuple(library for path in paths for library in _openblas_at(path))
+        _OPENBLAS_SEEN.update(modules=modules, libraries=found)
+    return _OPENBLAS_SEEN["libraries"]
+
+
+@functools.cache
+def _openblas_at(path: str) -> tuple[_OpenBLAS, ...]:
+    library = ctypes.CDLL(path)
+    found = []
+    for prefix in _OPENBLAS_PREFIXES:
+        for suffix in _OPENBLAS_SUFFIXES:
+            get = getattr(library, f"{prefix}_get_num_threads{suffix}", None)
+            set_ = getattr(library, f"{prefix}_set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                found.append(_OpenBLAS(get, set_))
+    return tuple(found)
+
+
+@contextmanager
+def pinned_threads(threads: int | None = DEFAULT_TASK_THREADS) -> Iterator[None]:
+    """torch's intra-op threads and every loaded OpenBLAS's threads set to ``threads`` (None:
+    :data:`DEFAULT_TASK_THREADS`) for the block, then restored.
+
+    A task's float results depend on its thread counts (a sum split over 2 threads rounds
+    differently from the same sum on 1; OpenBLAS and torch split large reductions only), and a
+    Ray worker starts with 1 thread (Ray sets ``OMP_NUM_THREADS=1``) where a command starts
+    with one per core. Pinning makes the thread count a setting of the task, not of the
+    process that happens to run it. The MKL torch uses follows ``torch.set_num_threads``; a
+    BLAS first loaded inside the block reads the thread variables set for the block.
+    """
+    import torch
+
+    count = threads or DEFAULT_TASK_THREADS
+    libraries = _loaded_openblas()
+    torch_before = torch.get_num_threads()
+    blas_before = [library.get() for library in libraries]
+    environment_before = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    torch.set_num_threads(count)
+    for library in libraries:
+        library.set(count)
+    os.environ.update(dict.fromkeys(_THREAD_VARIABLES, str(count)))  # libraries loaded later
+    try:
+        yield
+    finally:
+        torch.set_num_threads(torch_before)
+        for library, before in zip(libraries, blas_before, strict=True):
+            library.set(before)
+        for name, value in environment_before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @contextmanager
 def ray_session(
     workers: int | None = None,
@@ -103,6 +192,8 @@ def ray_session(
     if ray.is_initialized():  # a caller (a test, a notebook) already runs Ray: use it
         yield
         return
+    if address == "local":  # Ray's name for a new local instance: the capped one below
+        address = None
     env_vars = {"RAY_USAGE_STATS_ENABLED": "0"}
     if not address:  # local workers import this code from wherever this process does
         env_vars["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
@@ -133,6 +224,18 @@ def ray_session(
         ray.shutdown()
 
 
+def _session() -> Any:
+    """The ``ray`` module, once :func:`ray_session` runs: Ray would otherwise start itself on
+    first use, with an object store of 30 % of the machine's memory instead of the cap."""
+    import ray
+
+    if not ray.is_initialized():
+        raise RuntimeError(
+            "Ray tasks need a session: run them inside evaluation.parallel.ray_session"
+        )
+    return ray
+
+
 def run_tasks(
     tasks: Sequence[Task],
     results_dir: str | Path | None = None,
@@ -145,7 +248,7 @@ def run_tasks(
     ``results_dir``, each finished task's JSON result is written there (atomically, named by
     its key) and tasks whose result is already there are not run again.
     """
-    import ray
+    ray = _session()
 
     directory = Path(results_dir) if results_dir is not None else None
     outcomes: dict[int, TaskOutcome] = {}
@@ -155,14 +258,18 @@ def run_tasks(
             outcomes[position] = TaskOutcome(task, stored, reused=True)
     if outcomes:
         progress(f"{what}: {len(outcomes)}/{len(tasks)} finished before (results reused)")
-    shared_worker = ray.remote(num_cpus=1, max_retries=0)(_call)
-    own_worker = ray.remote(num_cpus=1, max_retries=0, max_calls=1)(_call)
+    shared_worker = ray.remote(max_retries=0)(_call)
+    own_worker = ray.remote(max_retries=0, max_calls=1)(_call)
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     pending: dict[Any, tuple[int, float]] = {}
     for position, task in enumerate(tasks):
         if position in outcomes:
             continue
         remote = own_worker if task.fresh_process else shared_worker
-        pending[remote.remote(task.function, *task.args)] = (position, time.perf_counter())
+        # A task reserves a CPU per thread (at most the cluster's, or it could never start).
+        remote = remote.options(num_cpus=min(task.threads, cpus))
+        reference = remote.remote(task.function, task.threads, *task.args)
+        pending[reference] = (position, time.perf_counter())
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         position, started = pending.pop(ready[0])
@@ -182,13 +289,13 @@ def run_tasks(
 
 
 def run_serially(tasks: Sequence[Task]) -> list[TaskOutcome]:
-    """The same tasks in this process, one after the other (the reference for equality)."""
+    """The same tasks in this process, one after the other, with the same pinned thread counts
+    (the reference for equality)."""
     outcomes = []
     for task in tasks:
         started = time.perf_counter()
-        outcomes.append(
-            TaskOutcome(task, task.function(*task.args), seconds=time.perf_counter() - started)
-        )
+        value = _call(task.function, task.threads, *task.args)
+        outcomes.append(TaskOutcome(task, value, seconds=time.perf_counter() - started))
     return outcomes
 
 
@@ -204,28 +311,40 @@ def ray_folds(
     :func:`evaluation.walk_forward.evaluate`): the bars and features go to the object store
     once, each fold trains and trades in a worker; (run, seconds) per fold, in fold order.
     A failing fold raises its own exception (the evaluation needs every fold)."""
-    import ray
+    ray = _session()
 
     from evaluation.walk_forward import run_fold
 
     shared_bars, shared_dataset = ray.put(bars), ray.put(dataset)
+    # Longest training window first: expanding folds of unequal cost then pack onto the
+    # workers more evenly (5 folds on 2 workers: the largest two start together).
+    order = sorted(range(len(folds)), key=lambda position: -len(folds[position].train))
     tasks = [
         Task(
-            f"fold {fold.index}",
+            f"fold {folds[position].index}",
             run_fold,
-            (shared_bars, shared_dataset, fold, source, cfg, per_year),
+            (shared_bars, shared_dataset, folds[position], source, cfg, per_year),
+            threads=fold_threads(cfg),
         )
-        for fold in folds
+        for position in order
     ]
-    outcomes = run_tasks(tasks, what="folds")
+    by_position = dict(zip(order, run_tasks(tasks, what="folds"), strict=True))
+    outcomes = [by_position[position] for position in range(len(folds))]
     for outcome in outcomes:
         if not outcome.ok:
             raise outcome.exception
     return [(outcome.value, outcome.seconds) for outcome in outcomes]
 
 
-def _call(function: Callable[..., Any], *args: Any) -> Any:
-    return function(*args)
+def fold_threads(cfg: EvaluationConfig) -> int:
+    """The numeric threads of a fold task: the training's ``threads``, 1 when unset (the
+    serial folds and the Ray folds pin the same count, so they give the same results)."""
+    return cfg.train.threads or DEFAULT_TASK_THREADS
+
+
+def _call(function: Callable[..., Any], threads: int, *args: Any) -> Any:
+    with pinned_threads(threads):
+        return function(*args)
 
 
 def _error_line(error: BaseException) -> str:
@@ -277,6 +396,4 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
 
 def put(value: Any) -> Any:
     """``value`` in Ray's object store, shared by every task that receives the reference."""
-    import ray
-
-    return ray.put(value)
+    return _session().put(value)

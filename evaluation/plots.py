@@ -33,10 +33,23 @@ def figure_captions(results: dict) -> dict[str, str]:
     Strategy figures state the annualisation, fee and funding treatment; the others say that
     none applies (they measure the signal and forecasts, not trading).
     """
-    taker_fee = results["config"]["execution"]["taker_fee"]
+    charged = results.get("costs") or {
+        "execution": "taker",
+        "fee": results["config"]["execution"]["taker_fee"],
+        "funding_charged": False,
+    }
+    if charged["execution"] == "maker":
+        fills = "post-only limits at the close, filled when a later bar trades through them"
+    else:
+        fills = "decision at a bar's close, fill at the next bar's open"
+    funding = (
+        "funding charged from the catalog's rates"
+        if charged["funding_charged"]
+        else "funding not charged (no rates)"
+    )
     costs = (
-        f"net of the {taker_fee:.3%} taker fee on every position change (decision at a "
-        "bar's close, fill at the next bar's open); funding not simulated"
+        f"net of the {charged['fee']:.3%} {charged['execution']} fee on every position change "
+        f"({fills}); {funding}"
     )
     annualisation = (
         f"Sharpe: {results['annualisation']}, N = {results['bars_per_year']:,.0f} bars per year"

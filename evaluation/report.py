@@ -54,14 +54,15 @@ def verdict(results: dict) -> list[str]:
     o = results["overall"]
     s = o["strategies"]
     m = s[MODEL]
+    hold = s["buy_and_hold"]
     lines = [
-        f"Strategy: out of sample, after fees, the score-model strategy returned "
-        f"{m['total_return']:+.1%} over {len(results['folds'])} test windows, net Sharpe "
-        f"{m['sharpe']:.2f} (95 % CI {m['sharpe_low']:.2f} .. {m['sharpe_high']:.2f}), max "
-        f"drawdown {m['max_drawdown']:.1%}, fees {m['fees']:.1%} of starting equity (Sharpe "
-        f"before fees {m['sharpe_before_fees']:.2f}). "
-        f"Buy-and-hold: Sharpe {s['buy_and_hold']['sharpe']:.2f}, return "
-        f"{s['buy_and_hold']['total_return']:+.1%}."
+        f"Strategy: out of sample, after fees and funding ({_execution_words(results)}), the "
+        f"score-model strategy returned {m['total_return']:+.1%} over {len(results['folds'])} "
+        f"test windows, net Sharpe {m['sharpe']:.2f} (95 % CI {m['sharpe_low']:.2f} .. "
+        f"{m['sharpe_high']:.2f}), max drawdown {m['max_drawdown']:.1%}, fees {m['fees']:.1%} "
+        f"and funding {_funding(m)} of starting equity (Sharpe before fees and funding "
+        f"{m['sharpe_before_fees']:.2f}). Buy-and-hold: Sharpe {hold['sharpe']:.2f}, return "
+        f"{hold['total_return']:+.1%}, fees {hold['fees']:.1%}, funding {_funding(hold)}."
     ]
     lines.append(_baseline_line(o))
     lines.append(
@@ -75,6 +76,21 @@ def verdict(results: dict) -> list[str]:
     lines.append(_scenario_line(results["scenarios"]))
     lines.append(_claim_line(m))
     return lines
+
+
+def _execution_words(results: dict) -> str:
+    """The execution style and fee, and whether funding was charged, in a few words."""
+    costs = results.get("costs")
+    if costs is None:
+        return "taker execution, no funding"
+    style = f"{costs['execution']} execution at {costs['fee']:.3%} per side"
+    return style + ("; funding charged" if costs["funding_charged"] else "; funding not charged")
+
+
+def _funding(m: dict) -> str:
+    """Funding paid (positive) or received (negative) in units of starting equity."""
+    funding = m.get("funding")
+    return "not charged" if funding is None else f"{funding:+.2%}"
 
 
 def _interval_word(low: float, high: float, positive: str, negative: str, neutral: str) -> str:
@@ -216,6 +232,7 @@ def markdown(results: dict, figures: list[str]) -> str:
         "",
         *_setup(results),
         *_strategy_table(results["overall"]),
+        *_costs_table(results["overall"]),
         *_per_fold_sharpe(results),
         *_comparison_table(results["overall"]),
         *_ic_table(results),
@@ -278,13 +295,16 @@ def _setup(results: dict) -> list[str]:
         f"{sim['no_trade_band']:.0%}, drawdown ladder {sim['reduce_drawdown']:.0%} -> halt at "
         f"{sim['max_drawdown']:.0%}, daily loss stop {sim['daily_loss_limit']:.0%}, max notional "
         f"{sim['max_notional'] or 'none'}, resume after halt {sim['resume_after_halt']} "
-        f"(cooldown {sim['halt_cooldown_hours']:g} h); decisions on a bar's close fill at the "
-        f"next bar's open; taker fee {execution['taker_fee']:.3%} on every position change; each "
-        f"test window starts flat with {execution['starting_balance']:,.0f} USDT and ends flat. "
-        "Every decision is made by `policy.decision.Policy`, the code the strategy runs.",
+        f"(cooldown {sim['halt_cooldown_hours']:g} h); {_execution_rule(execution)}; each "
+        f"test window starts flat with {execution['starting_balance']:,.0f} USDT and ends flat "
+        "(a market order at the taker fee). "
+        "Every decision is made by `policy.decision.Policy`, the code the strategy runs; the "
+        "cost-aware (edge) policy prices a round trip at the fee of the execution style.",
+        f"- Funding: {results.get('costs', {}).get('funding', 'not charged')}.",
         "- Simplifications vs the Nautilus backtest: no partial fills, no slippage or latency, "
-        "no funding (tests/test_evaluation_vs_backtest.py checks that the simulator makes the "
-        "backtest's decisions and lands within 0.1 % of its final equity on the demo's window).",
+        "no queue for limits (tests/test_evaluation_vs_backtest.py checks that the simulator "
+        "makes the backtest's decisions and lands within 0.1 % of its final equity on the "
+        "demo's window).",
         '- "A beats B" (fixed in advance): the pooled net Sharpe difference A - B has a 95 % '
         "paired block-bootstrap interval above 0; filters are compared as the model strategy "
         "with each filter. Everything else is reported, not used to pick.",
@@ -297,6 +317,23 @@ def _setup(results: dict) -> list[str]:
         "",
         *_table(["fold", "training window (bars)", "test window (bars)", "best epoch"], rows),
     ]
+
+
+def _execution_rule(execution: dict) -> str:
+    if execution.get("style", "taker") == "maker":
+        tick = execution["price_tick"]
+        where = f"{tick:g} from that close on the passive side" if tick else "at that close"
+        return (
+            f"maker execution: a decision on a bar's close rests a post-only limit {where}, "
+            "filled only by a later bar trading through it (at the limit or a better open), "
+            "maker fee "
+            f"{execution['maker_fee']:.3%}, no slippage, cancelled unfilled after "
+            f"{execution['maker_timeout_bars']} bar(s)"
+        )
+    return (
+        "taker execution: decisions on a bar's close fill at the next bar's open; taker fee "
+        f"{execution['taker_fee']:.3%} on every position change"
+    )
 
 
 def _span(first: str, last: str, bars: list[int]) -> str:
@@ -336,7 +373,39 @@ def _strategy_table(o: dict) -> list[str]:
     header = ["strategy", "Sharpe [95 % CI]", "before fees", "Sortino", "return", "max DD"]
     header += ["turnover/yr"]
     header += ["fees", "trades", "hit rate [Wilson 95 %]", "PSR", "DSR"]
-    return ["## Strategies, all test windows chained", "", *_table(header, rows)]
+    return [
+        "## Strategies, all test windows chained",
+        "",
+        'Net of fees and funding; "before fees" is before fees and funding.',
+        "",
+        *_table(header, rows),
+    ]
+
+
+def _costs_table(o: dict) -> list[str]:
+    """Every strategy's Sharpe after and before its costs, fees and funding apart, and its
+    fills by liquidity side with the maker limits that never filled."""
+    rows = [
+        [
+            name,
+            _f(m["sharpe"]),
+            _f(m["sharpe_before_fees"]),
+            _f(m["fees"], ".2%"),
+            _funding(m),
+            f"{_f(m.get('fills_maker'), ',.0f')} / {_f(m.get('fills_taker'), ',.0f')}",
+            _f(m.get("unfilled"), ",.0f"),
+        ]
+        for name, m in o["strategies"].items()
+    ]
+    header = ["strategy", "Sharpe after fees and funding", "before both", "fees", "funding"]
+    header += ["fills maker / taker", "maker limits unfilled"]
+    return [
+        "## Costs: fees and funding (pooled, in units of starting equity)",
+        "",
+        "Funding: positive paid, negative received. random: means over the draws.",
+        "",
+        *_table(header, rows),
+    ]
 
 
 def _per_fold_sharpe(results: dict) -> list[str]:
@@ -471,9 +540,12 @@ def _definitions() -> list[str]:
         "CI from the Mertens (2002) standard error sqrt((1 - g3 SR + (g4 - 1)/4 SR^2)/(T - 1)). "
         "The backtest report (summary.json, tearsheet.html) compounds bars per UTC day and "
         "annualises with sqrt(365); the two agree when bar returns are serially uncorrelated.",
-        "- Fees and funding: every net figure pays the taker fee on each position change (filled "
-        'at the next bar\'s open); "before fees" adds it back. Funding is not simulated, here '
-        "or in the Nautilus backtest (whose summary.json estimates it).",
+        "- Fees and funding: every net figure pays the fee of the execution style on each "
+        "position change (taker: filled at the next bar's open; maker: at the limit when a "
+        "later bar trades through it) and, where the catalog holds funding rates, funding at "
+        "each funding time: position x the last close at or before it x rate (a long pays a "
+        'positive rate, a short receives it), the rule of the Nautilus backtest. "Before fees" '
+        "adds both back.",
         "- PSR = Phi((SR - 0) sqrt(T - 1) / sqrt(1 - g3 SR + (g4 - 1)/4 SR^2)) (Bailey & Lopez de "
         "Prado 2012); DSR = PSR against SR_0 = sqrt(V[SR_n]) ((1 - gamma) Phi^-1(1 - 1/N) + gamma "
         "Phi^-1(1 - 1/(N e))) over the N strategies of this report (2014).",

@@ -6,6 +6,7 @@ pooled figures weigh every out-of-sample bar equally.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -64,32 +65,40 @@ class FoldRun:
 
 def chain(results: list[SimResult]) -> SimResult:
     """Consecutive test windows as one account: each window starts with the last's equity."""
-    parts: dict[str, list[pd.Series]] = {k: [] for k in ("equity", "lev", "fees", "traded", "pnl")}
+    names = ("equity", "leverage", "fees", "traded", "gross_pnl", "funding")
+    scaled = {"equity", "fees", "gross_pnl", "funding"}  # in units of the window's start equity
+    parts: dict[str, list[pd.Series]] = {k: [] for k in names}
     scale = 1.0
     for k, r in enumerate(results):
         rows = slice(0 if k == 0 else 1, None)  # a window's first close is the last's final one
-        parts["equity"].append(r.equity.iloc[rows] * scale)
-        parts["lev"].append(r.leverage.iloc[rows])
-        parts["fees"].append(r.fees.iloc[rows] * scale)
-        parts["traded"].append(r.traded.iloc[rows])
-        parts["pnl"].append(r.gross_pnl.iloc[rows] * scale)
+        for name in names:
+            part = getattr(r, name).iloc[rows]
+            parts[name].append(part * scale if name in scaled else part)
         scale *= float(r.equity.iloc[-1])
-    joined = {k: pd.concat(v) for k, v in parts.items()}
+    times = [r.funding_times for r in results]
     return SimResult(
-        joined["equity"],
-        joined["lev"],
-        joined["fees"],
-        joined["traded"],
-        joined["pnl"],
-        np.concatenate([r.target for r in results]),
-        [d for r in results for d in r.decisions],
+        **{k: pd.concat(v) for k, v in parts.items()},
+        target=np.concatenate([r.target for r in results]),
+        decisions=[d for r in results for d in r.decisions],
+        fills_maker=sum(r.fills_maker for r in results),
+        fills_taker=sum(r.fills_taker for r in results),
+        unfilled=sum(r.unfilled for r in results),
+        funding_times=None if None in times else sum(times),
     )
 
 
 def _metrics(result: SimResult, per_year: float) -> dict:
-    return strategy_metrics(
+    """The strategy's metrics (net of fees and funding), its funding, and its fills by side."""
+    metrics = strategy_metrics(
         result.equity, result.leverage, result.fees, result.traded, result.gross_pnl, per_year
     )
+    return {
+        **metrics,
+        "funding": float(result.funding.sum()) if result.funding_times is not None else None,
+        "fills_maker": result.fills_maker,
+        "fills_taker": result.fills_taker,
+        "unfilled": result.unfilled,
+    }
 
 
 def summarise(
@@ -170,6 +179,13 @@ def summarise(
     }
 
 
+def _mean_of_finite(values: list[float]) -> float:
+    """Mean of the values that are not NaN; NaN (without a warning) when all are."""
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[~np.isnan(array)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
 def _random_summary(
     draws: list[SimResult], model_sharpe: float, per_year: float
 ) -> tuple[dict, dict]:
@@ -180,7 +196,7 @@ def _random_summary(
     """
     metrics = [_metrics(d, per_year) for d in draws]
     keys = [k for k, v in metrics[0].items() if isinstance(v, int | float)]
-    out = {k: float(np.nanmean([m[k] for m in metrics])) for k in keys}
+    out = {k: _mean_of_finite([m[k] for m in metrics]) for k in keys}
     sharpes = np.array([m["sharpe"] for m in metrics])
     low, high = np.quantile(sharpes, [0.025, 0.975])
     out.update(

@@ -38,6 +38,7 @@ from evaluation.metrics import deflated_sharpe
 from evaluation.metrics import sharpe
 from evaluation.parallel import Task
 from evaluation.parallel import TaskOutcome
+from evaluation.parallel import fold_threads
 from evaluation.parallel import put
 from evaluation.parallel import run_tasks
 from evaluation.parallel import write_atomically
@@ -199,6 +200,7 @@ def sweep(
             run_trial,
             (shared, source, cfg),
             settings={"bars": fingerprint, "config": cfg.to_dict()},
+            threads=fold_threads(cfg),
         )
         for number, (_, cfg) in enumerate(configs)
     ]

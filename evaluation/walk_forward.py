@@ -19,10 +19,14 @@ from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import fields
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
+from catalogs.funding import read_funding
 from evaluation.baselines import GaussianMixtureFilter
 from evaluation.baselines import MahalanobisFilter
 from evaluation.baselines import Signal
@@ -35,6 +39,8 @@ from evaluation.folds import Scheme
 from evaluation.folds import default_purge
 from evaluation.folds import walk_forward_folds
 from evaluation.forecast_quality import rolling_volatility_forecast
+from evaluation.parallel import fold_threads
+from evaluation.parallel import pinned_threads
 from evaluation.scenarios import forward_return_check
 from evaluation.scenarios import inpaint_forward_returns
 from evaluation.scenarios import realism
@@ -46,12 +52,14 @@ from evaluation.simulate import SimResult
 from evaluation.simulate import simulate_forecasts
 from evaluation.simulate import simulate_leverage
 from evaluation.simulate import simulate_signals
+from evaluation.simulate import with_funding
 from evaluation.summary import CONTROLS
 from evaluation.summary import MODEL
 from evaluation.summary import STRATEGIES
 from evaluation.summary import FoldRun
 from evaluation.summary import summarise
 from policy.calendar import SECONDS_PER_YEAR
+from policy.costs import MAKER
 from policy.settings import PolicySettings
 from scoremodel.calibration import mean_shrinkage
 from scoremodel.cond_data import context_windows
@@ -166,10 +174,58 @@ def evaluate(
         "strategies": list(STRATEGIES),
         "folds": [run.summary for run in runs],
         "overall": overall,
+        "costs": costs_summary(cfg.execution, runs),
         "scenarios": scenarios["summary"],
         "seconds": round(time.perf_counter() - started, 1),
     }
     return results, runs, scenarios
+
+
+def run_execution(run: RunConfigLike) -> Execution:
+    """The simulated venue of a run configuration (the file ``run_backtest.py`` reads): its
+    starting balance, execution style (``backtest.execution``) and maker timeout."""
+    backtest = run.backtest
+    return Execution(
+        starting_balance=float(backtest.starting_balance),
+        style=backtest.execution,
+        maker_timeout_bars=int(backtest.maker_timeout_bars),
+    )
+
+
+def funded_bars(bars: pd.DataFrame, catalog: str | Path, instrument_id: str) -> pd.DataFrame:
+    """``bars`` with the catalog's funding rates of ``instrument_id`` over their window
+    (:func:`evaluation.simulate.with_funding`); unchanged when the catalog holds none there, so
+    the simulator charges no funding and the report says so."""
+    rates = read_funding(catalog, instrument_id, bars.index[0], bars.index[-1])
+    return with_funding(bars, rates) if len(rates) else bars
+
+
+def costs_summary(execution: Execution, runs: list[FoldRun]) -> dict:
+    """How the evaluation charged costs: the execution style and its fee, and funding."""
+    times = [run.sims[MODEL].funding_times for run in runs]
+    if None in times:
+        funding = (
+            "not charged: no funding rates for these bars (catalog bars with rates from "
+            "`python -m catalogs fetch-funding` are charged; CSV bars are not)"
+        )
+    else:
+        funding = (
+            f"charged from the catalog's funding rates: {sum(times)} funding times in the test "
+            "windows, position x last close at or before the time x rate"
+        )
+    return {
+        "execution": execution.style,
+        "fee": execution.fee,
+        "maker_timeout_bars": execution.maker_timeout_bars if execution.style == MAKER else None,
+        "funding_charged": None not in times,
+        "funding": funding,
+    }
+
+
+class RunConfigLike(Protocol):
+    """What :func:`run_execution` reads of a run configuration (runtime.run_config.RunConfig)."""
+
+    backtest: Any
 
 
 def fold_setup(bars: pd.DataFrame, cfg: EvaluationConfig) -> tuple[MarketDataset, list[Fold]]:
@@ -201,10 +257,12 @@ def serial_folds(
     cfg: EvaluationConfig,
     per_year: float,
 ) -> Iterator[tuple[FoldRun, float]]:
-    """Each fold in this process, in order: (its run, its seconds)."""
+    """Each fold in this process, in order: (its run, its seconds). Each runs with the thread
+    counts a Ray fold task pins (:func:`evaluation.parallel.pinned_threads`): same results."""
     for fold in folds:
         started = time.perf_counter()
-        fold_run = run_fold(bars, dataset, fold, source, cfg, per_year)
+        with pinned_threads(fold_threads(cfg)):
+            fold_run = run_fold(bars, dataset, fold, source, cfg, per_year)
         yield fold_run, time.perf_counter() - started
 
 
@@ -240,7 +298,7 @@ def run_fold(
     signals, flags, forecast = _fold_signals(model, states, train_states, cfg)
     vol = states[f"vol_{DEFAULT_SPEC.vol_window}"].to_numpy()
     test_bars = bars.loc[test_index]
-    costs = cfg.policy.costs(fee=cfg.execution.taker_fee)
+    costs = cfg.policy.costs(fee=cfg.execution.fee)  # the fee of the execution style in force
     predictives, shrinkage = _forecasters(
         model, train_bars, history, horizons, cfg, costs.round_trip
     )

@@ -65,8 +65,10 @@ from catalogs.catalog import open_catalog
 from catalogs.catalog import read_bars_frame
 from catalogs.funding import read_funding
 from cli_errors import UserError
+from policy.costs import TAKER
 from runtime.funding import FundingModule
 from runtime.run_config import BacktestSettings
+from runtime.run_config import ConfigError
 from runtime.run_config import RunConfig
 from runtime.run_config import default_strategy_fields
 from scoremodel.checkpoint import CheckpointError
@@ -191,9 +193,13 @@ def run_backtest(run: RunConfig) -> BacktestOutcome:
     engine.add_data(bars)
     if settings.fill_at == "next_open":
         engine.add_data(next_open_quotes(frame, instrument))
-    strategy = ScoreMatchingStrategy(msgspec.structs.replace(config, record_diagnostics=True))
-    if settings.execution == "maker":
-        strategy.maker_timeout_bars = settings.maker_timeout_bars
+    strategy = ScoreMatchingStrategy(
+        msgspec.structs.replace(
+            config,
+            record_diagnostics=True,
+            **execution_fields(run),  # the strategy's own fields: the same in live
+        )
+    )
     engine.add_strategy(strategy)
     started = time.perf_counter()
     engine.run()
@@ -206,6 +212,24 @@ def run_backtest(run: RunConfig) -> BacktestOutcome:
         wall_seconds=time.perf_counter() - started,
         funding=funding,
     )
+
+
+def execution_fields(run: RunConfig) -> dict[str, object]:
+    """The run configuration's execution style and maker timeout (``backtest.execution``,
+    ``backtest.maker_timeout_bars``) as the strategy config's fields, for the backtest and the
+    live node alike. Another style or timeout in the strategy section is refused, not replaced."""
+    backtest, strategy = run.backtest, run.strategy
+    defaults = {"execution": TAKER, "maker_timeout_bars": 1}  # ScoreMatchingConfig's defaults
+    fields = {name: getattr(backtest, name) for name in defaults}
+    for name, value in fields.items():
+        given = getattr(strategy, name)
+        if given != defaults[name] and given != value:
+            raise ConfigError(
+                f"{run.source}: strategy.{name} = {given!r} disagrees with backtest.{name} = "
+                f"{value!r}; set it once, in backtest.{name} (it applies to run_backtest.py and "
+                "run_live.py alike)"
+            )
+    return fields
 
 
 def next_open_quotes(bars: pd.DataFrame, instrument: Instrument) -> list[QuoteTick]:

@@ -13,8 +13,10 @@ Modes (``live.mode`` in the run config, or ``run_live.py --mode``):
 
 The strategy config gets what live trading adds: a claim on reconciled positions and orders
 of its instrument, a risk state file (not in sandbox, whose paper account starts afresh), the
-kill switch file polled on a timer, and quote subscriptions in sandbox (its matching engine
-fills on quotes).
+kill switch file polled on a timer, quote subscriptions in sandbox (its matching engine
+fills on quotes), and the run configuration's execution style (``backtest.execution``:
+``maker`` sends post-only limits through the Bybit adapter, cancelled after
+``maker_timeout_bars`` bars if unfilled; the venue rejects one that would cross).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from nautilus_trader.model.objects import Money
 from cli_errors import UserError
 from cli_errors import one_line
 from policy.risk import RiskState
+from runtime.backtest import execution_fields
 from runtime.bybit_clients import BybitDataClientEndpointsConfig
 from runtime.bybit_clients import BybitEndpointsDataClientFactory
 from runtime.run_config import LiveSettings
@@ -249,6 +252,9 @@ def live_strategy_config(run: RunConfig, mode: str) -> ScoreMatchingConfig:
         "kill_switch_path": kill_switch_path(run),
         "kill_switch_poll_secs": strategy.kill_switch_poll_secs or run.live.kill_switch_poll_secs,
         "state_path": risk_state_path(run, mode),
+        # the run configuration's execution style, as in the backtest: post-only limits
+        # through the Bybit adapter (a crossing one is rejected) under "maker"
+        **execution_fields(run),
     }
     if strategy.close_positions_on_stop:
         # Nautilus's managed stop: cancel, close, and wait (up to timeout_post_stop) for orders

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from evaluation.parallel import DEFAULT_TASK_THREADS
 from evaluation.parallel import Task
 from evaluation.parallel import TaskOutcome
 from evaluation.parallel import run_tasks
@@ -108,6 +109,7 @@ def run_instruments(
                 "out": str(out.resolve()),
             },
             fresh_process=True,
+            threads=train.threads or DEFAULT_TASK_THREADS,
         )
         for bar_type in bar_types
     ]

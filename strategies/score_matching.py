@@ -12,8 +12,9 @@ order for the difference.
   rounded to the instrument's lot rules;
 - risk rules (:mod:`policy.risk`): drawdown ladder, max-drawdown flatten-and-halt, daily
   loss stop, kill switch;
-- order: a market order for the difference, outside a no-trade band, reduce-only when it
-  only reduces.
+- order: for the difference, outside a no-trade band, reduce-only when it only reduces: a
+  market order (``execution: taker``), or a post-only limit on the passive side of the bar's
+  close, cancelled after ``maker_timeout_bars`` bars if unfilled (``execution: maker``).
 
 Importable by path: ``strategies.score_matching:ScoreMatchingStrategy`` with
 ``strategies.score_matching:ScoreMatchingConfig``.
@@ -24,7 +25,6 @@ from __future__ import annotations
 import math
 import os
 
-import numpy as np
 import pandas as pd
 from nautilus_trader.common.enums import LogColor
 from nautilus_trader.common.events import TimeEvent
@@ -48,21 +48,22 @@ from field_rules import Nullable
 from field_rules import Parsed
 from field_rules import Rejected
 from field_rules import rules_of
-from policy.calendar import bars_per_year
+from policy.costs import EXECUTION_STYLES
+from policy.costs import MAKER
+from policy.costs import TAKER
+from policy.costs import execution_fee
+from policy.costs import maker_limit_price
 from policy.decision import Decision
 from policy.decision import Policy
-from policy.edge import NO_VIEW
-from policy.edge import shrink_view
 from policy.risk import RiskState
 from policy.settings import DEFAULT_POLICY
 from policy.settings import PolicySettings
 from policy.sizing import LotRules
 from scoremodel.cond_predictive import BarPredictor
-from scoremodel.features import DEFAULT_SPEC
-from scoremodel.features import IncrementalFeatures
 from scoremodel.inference import SIGNAL_MODES
 from scoremodel.inference import Assessment
 from scoremodel.inference import ScoreModel
+from strategies.bar_decider import BarDecider
 from strategies.diagnostics import DIAGNOSTICS_DATA_TYPE
 from strategies.diagnostics import DiagnosticsRecorder
 from strategies.diagnostics import ScoreMatchingDiagnostics
@@ -73,7 +74,6 @@ from strategies.state_file import RiskStateFile
 from strategies.state_file import parse_risk_state
 
 RISK_STATE_KEY = "risk_state"
-TRADED_HORIZON = -1  # edge mode trades the forecaster's longest horizon
 KILL_SWITCH_TIMER = "kill-switch"
 
 
@@ -145,6 +145,15 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
         Live: compare the strategy's position and balance with the venue's every this many
         seconds; a disagreement lasting three checks warns and halts (see
         :mod:`strategies.reconciliation`; needs ``venue_books`` from the live node; 0 = off).
+    execution : str, default "taker"
+        "taker": market orders, costed at the instrument's taker fee; "maker": post-only limit
+        orders one tick on the passive side of the decision bar's close (a crossing one is
+        rejected by the venue), costed at the maker fee (:func:`policy.costs.execution_fee`).
+        ``run_backtest.py`` and ``run_live.py`` set it from the run configuration's
+        ``backtest.execution`` (and ``maker_timeout_bars``).
+    maker_timeout_bars : PositiveInt, default 1
+        "maker": a limit still open this many bars after it was placed is cancelled (counted
+        as unfilled); the next decision places a fresh one at its own bar's close.
 
     """
 
@@ -183,6 +192,8 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
     close_positions_on_stop: bool = True
     reduce_only_on_stop: bool = True
     reconcile_interval_secs: NonNegativeFloat = 30.0
+    execution: str = TAKER
+    maker_timeout_bars: PositiveInt = 1
 
 
 INSTRUMENT_ID = Parsed(InstrumentId.from_str, "an instrument id such as BTCUSDT-LINEAR.BYBIT")
@@ -208,6 +219,8 @@ STRATEGY_RULES: dict[str, object] = {
     "close_positions_on_stop": Flag(),
     "reduce_only_on_stop": Flag(),
     "reconcile_interval_secs": NON_NEGATIVE,
+    "execution": Choice(EXECUTION_STYLES),
+    "maker_timeout_bars": Integer(1),
 }
 
 
@@ -220,17 +233,12 @@ class ScoreMatchingStrategy(Strategy):
         self.settings = settings
         self.model: ScoreModel | None = None
         self.instrument: Instrument | None = None
-        self.policy: Policy | None = None  # made in on_start, once the instrument is known
-        self.features = IncrementalFeatures(DEFAULT_SPEC)
-        self.forecaster: BarPredictor | None = None  # edge mode, made in on_start
-        self._view = NO_VIEW
-        self._shrinkage = 1.0  # edge mode: the forecaster's validated mean slope
+        # features, model and policy per bar (strategies.bar_decider), made in on_start
+        self.decider: BarDecider | None = None
         self.recorder = DiagnosticsRecorder() if config.record_diagnostics else None
         self.bars_decided = 0
         self.gaps_seen = 0
-        self._vol_index = DEFAULT_SPEC.names.index(f"vol_{DEFAULT_SPEC.vol_window}")
         self._bar_ns = 0
-        self._last_bar_ns = 0
         self._history_pending = False
         self._buffered: list[Bar] = []
         self._account = None  # the venue account, looked up on the first decided bar
@@ -238,6 +246,10 @@ class ScoreMatchingStrategy(Strategy):
         self._restored_risk: RiskState | None = None  # on_load before on_start
         self.venue_books: VenueBooks | None = None  # the venue's books, set by the live node
         self.reconciler: VenueReconciler | None = None
+        # maker execution: orders submitted, cancelled unfilled after the timeout, rejected as
+        # crossing; and the orders the timeout is cancelling
+        self.maker_stats = dict.fromkeys(("submitted", "unfilled", "post_only_rejected"), 0)
+        self._maker_timed_out: set = set()
 
     # ----- lifecycle ----------------------------------------------------------------------
 
@@ -250,20 +262,19 @@ class ScoreMatchingStrategy(Strategy):
             )
         self.model = load_model_for(self.config)
         self._bar_ns = bar_interval_ns(self.config.bar_type)
-        costs = self.settings.costs(fee=float(self.instrument.taker_fee))
-        self.forecaster = None
-        horizon = 1
-        if self.config.signal_mode == "edge":  # the conditional forecaster, per bar
-            self.forecaster = BarPredictor(self.model.conditional, cost=costs.round_trip)
-            horizon = self.model.conditional.horizons[TRADED_HORIZON]
-            self._shrinkage = self.model.mean_shrinkage[TRADED_HORIZON]
-        self.policy = Policy(
+        fee = execution_fee(
+            self.config.execution,
+            float(self.instrument.maker_fee),
+            float(self.instrument.taker_fee),
+        )
+        self.decider = BarDecider(
             self.settings,
-            annualisation=bars_per_year(self._bar_ns / 1e9),
+            self.config.signal_mode,
+            self.model,
+            bar_ns=self._bar_ns,
+            fee=fee,  # the cost-aware policy prices a round trip at the style's fee
             lots=lot_rules(self.instrument),
             risk=self._restored_risk,
-            costs=costs,
-            horizon=horizon,
         )
         self.log.info(
             f"model {self.config.model_path} ({self.config.signal_mode} mode), density threshold "
@@ -302,12 +313,20 @@ class ScoreMatchingStrategy(Strategy):
             self._risk_file.save_if_changed(self.policy.risk)
 
     def on_reset(self) -> None:
-        self.features.reset()
-        self.forecaster = None
-        self.policy = None
+        self.decider = None
         self._restored_risk = None
         self.recorder = DiagnosticsRecorder() if self.config.record_diagnostics else None
-        self.bars_decided = self.gaps_seen = self._last_bar_ns = 0
+        self.bars_decided = self.gaps_seen = 0
+
+    @property
+    def policy(self) -> Policy | None:
+        """The trading policy (filters, targets, risk state), once started."""
+        return None if self.decider is None else self.decider.policy
+
+    @property
+    def forecaster(self) -> BarPredictor | None:
+        """Edge mode's per-bar conditional forecaster, once started."""
+        return None if self.decider is None else self.decider.forecaster
 
     def on_save(self) -> dict[str, bytes]:
         risk = self.policy.risk if self.policy is not None else RiskState()
@@ -357,10 +376,7 @@ class ScoreMatchingStrategy(Strategy):
     def _request_history(self) -> None:
         """Request warm-up bars in pages the venue accepts; live bars wait in a buffer."""
         now = self.clock.utc_now()
-        lead = self.config.consistency_bars  # directions the consistency rule looks back on
-        if self.forecaster is not None:  # edge mode: a full context before the first live bar
-            lead = max(lead, self.model.conditional.context_len)
-        needed = DEFAULT_SPEC.warmup_bars + lead
+        needed = self.decider.history_bars()
         interval = pd.Timedelta(self._bar_ns, unit="ns")
         pages = history_pages(now - needed * interval, now, interval, self.config.history_page_bars)
         self._history_pending = True
@@ -396,106 +412,32 @@ class ScoreMatchingStrategy(Strategy):
             self._risk_file.save_if_changed(self.policy.risk)
 
     def _consume(self, bar: Bar, trade: bool) -> None:
-        if not self._in_sequence(bar):
-            return
+        decider = self.decider
+        missing = decider.accept(bar.ts_event)
+        if missing is None:
+            return  # a duplicate or out-of-order bar
+        if missing:
+            self.gaps_seen += 1
+            self.log.warning(f"gap of {missing} bars before {bar}; features warm up again")
         close = bar.close.as_double()
-        state = self.features.update(
+        view = decider.observe(
             bar.high.as_double(), bar.low.as_double(), close, bar.volume.as_double()
         )
-        if state is None:
-            return  # still warming up
-        if self.forecaster is not None:
-            assessment = self._forecast(state)
-        else:
-            assessment = self.model.assess(state, self.config.signal_mode)
-            self.policy.observe(assessment.direction)
-        if not trade:
-            return
+        if view is None or not trade:
+            return  # still warming up, or history
 
         position, equity = self._position_and_equity(close)
-        self._check_kill_switch(bar.ts_event)
-        was_halted = self.policy.risk.halted
-        if self.forecaster is not None:
-            decision = self.policy.decide_forecast(
-                bar.ts_event,
-                assessment.in_distribution,
-                self._view,
-                state[self._vol_index],
-                equity,
-                close,
-                position,
-            )
-        else:
-            decision = self.policy.decide(
-                bar.ts_event,
-                assessment.in_distribution,
-                assessment.direction,
-                assessment.confidence,
-                state[self._vol_index],
-                equity,
-                close,
-                position,
-            )
-        if self.policy.risk.halted and not was_halted:
-            self.log.warning(f"HALTED: {self.policy.risk.halt_reason}", LogColor.RED)
+        decider.halt_on_kill_switch(self.config.kill_switch_path, bar.ts_event)
+        was_halted = decider.policy.risk.halted
+        decision = decider.decide(bar.ts_event, view, equity, close, position)
+        if decider.policy.risk.halted and not was_halted:
+            self.log.warning(f"HALTED: {decider.policy.risk.halt_reason}", LogColor.RED)
         if decision.order != 0.0 and not self._orders_working():
             self._submit(decision)
-        self._report(bar, assessment, decision, position, equity, close)
-
-    def _forecast(self, state: np.ndarray) -> Assessment:
-        """Edge mode: the density of the state, and the conditional forecaster's predictive
-        distribution of the traded horizon's forward return (``self._view``)."""
-        density = self.model.assess(state, "score")
-        k = TRADED_HORIZON
-        forecaster = self.forecaster
-        if forecaster.update(state):
-            self._view = shrink_view(
-                float(forecaster.mean[k]),
-                float(forecaster.std[k]),
-                float(forecaster.p_up_cost[k]),
-                float(forecaster.p_down_cost[k]),
-                self._shrinkage,
-                self.policy.costs,
-            )
-        else:  # fewer than L states since the start or a gap: no view yet
-            self._view = NO_VIEW
-        view = self._view
-        return Assessment(
-            direction=(view.mean > 0.0) - (view.mean < 0.0),
-            signal=view.mean,
-            confidence=max(view.p_above_cost, view.p_below_cost),
-            log_density=density.log_density,
-            in_distribution=density.in_distribution,
-            forecast_mean=view.mean,
-            forecast_std=view.std,
-        )
-
-    def _in_sequence(self, bar: Bar) -> bool:
-        """Drop duplicates/out-of-order bars; after a gap, warm the features up again."""
-        ts = bar.ts_event
-        if ts <= self._last_bar_ns:
-            return False
-        if self._last_bar_ns and ts - self._last_bar_ns != self._bar_ns:
-            self.gaps_seen += 1
-            self.log.warning(
-                f"gap of {(ts - self._last_bar_ns) // self._bar_ns - 1} bars before {bar}; "
-                "features warm up again"
-            )
-            self.features.reset()
-            self.policy.forget_directions()
-            if self.forecaster is not None:
-                self.forecaster.reset()
-        self._last_bar_ns = ts
-        return True
-
-    def _check_kill_switch(self, ts_ns: int) -> None:
-        path = self.config.kill_switch_path
-        if path and not self.policy.risk.halted and os.path.exists(path):
-            self.policy.halt(ts_ns, f"kill switch {path}")
-            self.log.warning("kill switch file found: flattening and halting", LogColor.RED)
+        self._report(bar, view.assessment, decision, position, equity, close)
 
     def _submit(self, decision: Decision) -> None:
-        if self.maker_timeout_bars is not None:
+        if self.config.execution == MAKER:
             self._submit_maker(decision)
             return
         order = self.order_factory.market(
@@ -506,11 +448,7 @@ class ScoreMatchingStrategy(Strategy):
         )
         self.submit_order(order)
 
-    # ----- maker execution (backtest.execution: maker) -----------------------------------------
-
-    # Set by the backtest runner: post-only limit orders cancelled after this many bars
-    # (None: market orders, the taker path). See runtime.backtest for the fill rule.
-    maker_timeout_bars: int | None = None
+    # ----- maker execution (execution: maker; runtime.backtest documents the fill rule) ------
 
     def _submit_maker(self, decision: Decision) -> None:
         """A post-only limit on the passive side of the decision bar's close (buy one tick
@@ -523,7 +461,7 @@ class ScoreMatchingStrategy(Strategy):
             instrument_id=self.config.instrument_id,
             order_side=OrderSide.BUY if buy else OrderSide.SELL,
             quantity=self.instrument.make_qty(abs(decision.order)),
-            price=self.instrument.make_price(close - tick if buy else close + tick),
+            price=self.instrument.make_price(maker_limit_price(close, buy, tick)),
             post_only=True,
             reduce_only=decision.reduce_only,
         )
@@ -531,7 +469,7 @@ class ScoreMatchingStrategy(Strategy):
         self.maker_stats["submitted"] += 1
         self.clock.set_time_alert_ns(
             f"maker-timeout-{order.client_order_id}",
-            self.clock.timestamp_ns() + self.maker_timeout_bars * self._bar_ns,
+            self.clock.timestamp_ns() + self.config.maker_timeout_bars * self._bar_ns,
             callback=lambda _event, order_id=order.client_order_id: self._maker_timeout(order_id),
         )
 
@@ -551,19 +489,6 @@ class ScoreMatchingStrategy(Strategy):
         # False and gives Bybit's reason EC_PostOnlyWillTakeLiquidity
         if event.due_post_only or "PostOnly" in event.reason:
             self.maker_stats["post_only_rejected"] += 1
-
-    @property
-    def maker_stats(self) -> dict[str, int]:
-        """Maker orders submitted, cancelled unfilled after the timeout, rejected as crossing."""
-        if "_maker_stats" not in self.__dict__:
-            self.__dict__["_maker_stats"] = dict.fromkeys(
-                ("submitted", "unfilled", "post_only_rejected"), 0
-            )
-        return self.__dict__["_maker_stats"]
-
-    @property
-    def _maker_timed_out(self) -> set:
-        return self.__dict__.setdefault("_maker_timed_out_ids", set())
 
     # ----- account views ----------------------------------------------------------------------
 

@@ -208,7 +208,12 @@ class LiveHarness:
     def warmed_up(self) -> bool:
         """Running, and the warm-up history has arrived (up to the last closed bar)."""
         strategy = self.strategy
-        return strategy.is_running and not strategy._history_pending and strategy._last_bar_ns > 0
+        return (
+            strategy.is_running
+            and not strategy._history_pending
+            and strategy.decider is not None
+            and strategy.decider.last_bar_ns > 0
+        )
 
     def settled(self) -> bool:
         """No order of the strategy is in flight or working."""

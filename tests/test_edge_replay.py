@@ -25,7 +25,7 @@ from policy.settings import PolicySettings
 from runtime.backtest import run_backtest
 from scoremodel.cond_predictive import predict_batch
 from scoremodel.features import compute_features
-from strategies.score_matching import TRADED_HORIZON
+from strategies.bar_decider import TRADED_HORIZON
 from strategies.score_matching import lot_rules
 from tests.conftest import BAR_TYPE
 

@@ -27,7 +27,8 @@ TICK = 0.1  # BTCUSDT's price increment
 
 @pytest.fixture(scope="module")
 def maker_run(synthetic_catalog, trained_model, tmp_path_factory):
-    """A maker backtest on the test catalog: the summary, its bars and its orders."""
+    """A maker backtest on the test catalog: the summary, its bars, its orders and the fee
+    the strategy's cost-aware policy prices a trade at."""
     import dataclasses
 
     from runtime.run_config import load_run_config
@@ -46,13 +47,13 @@ def maker_run(synthetic_catalog, trained_model, tmp_path_factory):
         summary = summarise(outcome)
         orders = list(outcome.engine.cache.orders())
         closes = outcome.bars
-        yield summary, closes, orders
+        yield summary, closes, orders, outcome.strategy.policy.costs.fee
     finally:
         outcome.engine.dispose()
 
 
 def test_maker_orders_are_post_only_limits_one_tick_inside_the_decision_close(maker_run):
-    summary, bars, orders = maker_run
+    summary, bars, orders, _ = maker_run
     limits = [o for o in orders if o.order_type == OrderType.LIMIT]
     assert summary["maker_orders"] == len(limits) > 20
     for order in limits:
@@ -64,7 +65,7 @@ def test_maker_orders_are_post_only_limits_one_tick_inside_the_decision_close(ma
 
 
 def test_a_maker_fill_needs_a_later_bar_trading_through_its_price(maker_run):
-    summary, bars, orders = maker_run
+    summary, bars, orders, _ = maker_run
     fills = 0
     for order in orders:
         if order.order_type != OrderType.LIMIT:
@@ -90,7 +91,7 @@ def test_a_maker_fill_needs_a_later_bar_trading_through_its_price(maker_run):
 
 
 def test_the_report_gives_fill_shares_fees_by_side_and_unfilled_orders(maker_run):
-    summary, _, orders = maker_run
+    summary, _, orders, _ = maker_run
     assert summary["execution"] == "maker"
     assert summary["fills_taker"] == 0 and summary["fees_taker"] == 0.0
     assert summary["maker_fill_share"] == 1.0
@@ -102,7 +103,8 @@ def test_the_report_gives_fill_shares_fees_by_side_and_unfilled_orders(maker_run
 
 
 def test_the_maker_fee_is_charged_not_the_taker_fee(maker_run):
-    orders = maker_run[2]
+    orders, policy_fee = maker_run[2], maker_run[3]
+    assert policy_fee == pytest.approx(0.0002)  # and the policy's costs are the maker fee's
     for order in orders:
         for event in order.events:
             if isinstance(event, OrderFilled):
@@ -115,9 +117,11 @@ def test_taker_execution_is_unchanged_market_orders(run_config):
     try:
         summary = summarise(outcome)
         types = {o.order_type for o in outcome.engine.cache.orders()}
+        policy_fee = outcome.strategy.policy.costs.fee
     finally:
         outcome.engine.dispose()
     assert types == {OrderType.MARKET}
+    assert policy_fee == pytest.approx(0.00055)  # the cost-aware policy prices the taker fee
     assert summary["execution"] == "taker" and summary["fills_maker"] == 0
     assert summary["maker_orders"] == summary["unfilled_orders"] == 0
 
@@ -277,3 +281,17 @@ def test_a_touch_does_not_fill_a_maker_limit_a_trade_through_does(tmp_path):
     assert len(fills) == 1 and pd.Timestamp(fills[0].ts_event, tz="UTC") == index[3]
     assert fills[0].last_px.as_double() == pytest.approx(39999.9)
     assert fills[0].liquidity_side == LiquiditySide.MAKER
+
+
+def test_a_strategy_execution_that_contradicts_the_run_configuration_s_is_refused(tmp_path):
+    from runtime.backtest import execution_fields
+    from runtime.run_config import ConfigError
+    from runtime.run_config import load_run_config
+
+    config = tmp_path / "run.yaml"
+    config.write_text("strategy:\n  execution: maker\nbacktest:\n  maker_timeout_bars: 2\n")
+    with pytest.raises(ConfigError, match=r"strategy.execution = 'maker' disagrees with backtest"):
+        execution_fields(load_run_config(config))
+    config.write_text("backtest:\n  execution: maker\n  maker_timeout_bars: 2\n")
+    fields = execution_fields(load_run_config(config))
+    assert fields == {"execution": "maker", "maker_timeout_bars": 2}

@@ -50,7 +50,7 @@ def snapshot(directory):
 
 def test_two_workers_give_the_serial_evaluation(local_ray, bars_csv, tmp_path, capsys):
     common = ["--csv", str(bars_csv), "--interval", "1min", *TINY_FLAGS]
-    assert cli.main([*common, "--threads", "1", "--out", str(tmp_path / "serial")]) == 0
+    assert cli.main([*common, "--out", str(tmp_path / "serial")]) == 0  # the plain command
     assert cli.main([*common, "--workers", "2", "--out", str(tmp_path / "ray")]) == 0
     out = capsys.readouterr().out
     assert "folds: 2/2 finished" in out  # progress as finished/total tasks

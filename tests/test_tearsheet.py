@@ -183,8 +183,13 @@ def test_evaluation_figure_captions_state_annualisation_fees_and_funding():
     captions = figure_captions(results)
     for name in ("equity_folds.png", "density_filter.png"):
         assert "0.055% taker fee on every position change" in captions[name]
-        assert "funding not simulated" in captions[name]
+        assert "funding not charged (no rates)" in captions[name]
     assert results["annualisation"] in captions["equity_folds.png"]
     assert "N = 8,766 bars per year" in captions["equity_folds.png"]
     for name in ("ic_folds.png", "pit.png", "calibration.png", "ks_features.png"):
         assert "no fees, funding or annualisation apply" in captions[name]
+    # the costs the evaluation charged: the execution style's fee and funding from the catalog
+    results["costs"] = {"execution": "maker", "fee": 0.0002, "funding_charged": True}
+    caption = figure_captions(results)["equity_folds.png"]
+    assert "0.020% maker fee on every position change (post-only limits" in caption
+    assert "funding charged from the catalog's rates" in caption

@@ -1,7 +1,10 @@
 """Plug ScoreMatchingStrategy into an existing BacktestNode configuration by import path only.
 
 Nothing here imports the strategy: Nautilus loads it from the two import paths, exactly as it
-would from a YAML/JSON run configuration.
+would from a YAML/JSON run configuration. Perpetual funding is added the same way: the venue's
+``modules`` name ``runtime.funding:CatalogFundingModule``, which charges the catalog's funding
+rates on the open position at each funding time, as ``run_backtest.py`` does (Nautilus 1.231
+charges none by itself; a catalog without rates is charged nothing).
 
     python docs/examples/backtest_node.py --catalog var/catalog --model var/models/default
 """
@@ -16,6 +19,7 @@ from nautilus_trader.config import BacktestEngineConfig
 from nautilus_trader.config import BacktestRunConfig
 from nautilus_trader.config import BacktestVenueConfig
 from nautilus_trader.config import DataCatalogConfig
+from nautilus_trader.config import ImportableActorConfig
 from nautilus_trader.config import ImportableStrategyConfig
 from nautilus_trader.config import LoggingConfig
 
@@ -36,6 +40,18 @@ def build_run_config(
             "model_path": model_path,
             "signal_mode": "score",
             "min_confidence": 0.6,
+            "execution": "taker",  # or "maker": post-only limits (costed at the maker fee)
+        },
+    )
+    funding = ImportableActorConfig(
+        actor_path="runtime.funding:CatalogFundingModule",
+        config_path="runtime.funding:FundingModuleConfig",
+        config={
+            "catalog_path": catalog_path,
+            "instrument_id": INSTRUMENT_ID,
+            "bar_type": BAR_TYPE,  # its closes are the mark prices
+            "start": start,
+            "end": end,
         },
     )
     return BacktestRunConfig(
@@ -51,6 +67,7 @@ def build_run_config(
                 account_type="MARGIN",
                 starting_balances=["100000 USDT"],
                 default_leverage=10.0,
+                modules=[funding],  # perpetual funding from the catalog's rates
             )
         ],
         data=[

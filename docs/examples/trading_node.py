@@ -14,6 +14,9 @@ What the strategy needs from a live node, besides its own fields:
 - ``kill_switch_path`` + ``kill_switch_poll_secs``: ``touch var/KILL`` flattens and halts;
 - ``manage_stop``: on stop, Nautilus cancels, closes and waits for fills still in flight;
 - ``subscribe_quotes: true`` if the execution client is Nautilus's sandbox (it fills on quotes).
+The execution style is a strategy field like any other: ``execution: "maker"`` (with
+``maker_timeout_bars``) sends post-only limits through Bybit's adapter, costed at the maker fee.
+Funding needs nothing here: the venue settles it on the account.
 Without endpoint overrides, a plain ``BybitDataClientConfig`` with the stock
 ``BybitLiveDataClientFactory`` works the same; the overrides here let the tests use a loopback
 emulator (and users reach Bybit through a proxy).

@@ -1,0 +1,258 @@
+"""NautilusTrader 1.231 vs 2.0: the engine's own speed and the strategy's on each.
+
+Per engine, over every bar of a catalog of synthetic 1-minute bars (one quote per bar for
+next-open fills, the Bybit-like venue of runtime.backtest):
+
+- bare bars/s: a strategy whose ``on_bar`` only counts (the engine's own cost);
+- full bars/s and ``on_bar`` latency: the score-matching strategy in score mode (it trades);
+- full/bare: how much of the run is the strategy's own per-bar code.
+
+The installed engine runs in this process, the other one in its venv (.venv or .venv-v2,
+skipped when absent)::
+
+    python -m benchmarks.engines [--bars 50000] [--work-dir var/bench-engines] [--json FILE]
+
+The catalog and the model (few epochs: the per-bar cost does not depend on training) are made
+once with 1.231, in the 1.231 venv when this runs on 2.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from runtime.engines import ROOT
+from runtime.engines import VENVS
+from runtime.engines import engine_major
+from runtime.engines import other_python
+
+BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-MINUTE-LAST-EXTERNAL"
+
+
+def prepare(work: Path, n_bars: int, seed: int) -> Path:
+    """On 1.231: the catalog, a quickly trained model and job.json in ``work`` (cached)."""
+    import dataclasses
+
+    from catalogs.catalog import read_bars_frame
+    from catalogs.catalog import write_bars
+    from catalogs.instruments import make_perpetual
+    from catalogs.synthetic import generate_bars
+    from runtime.engines import job_from_run
+    from runtime.run_config import load_run_config
+    from scoremodel.cond_training import ConditionalTrainConfig
+    from scoremodel.pipeline import FitConfig
+    from scoremodel.pipeline import fit_model
+    from scoremodel.pipeline import save_model
+    from scoremodel.training import TrainConfig
+
+    job_file = work / "job.json"
+    if job_file.exists():
+        return job_file
+    catalog, model_dir = work / "catalog", work / "model"
+    frame = generate_bars(n_bars, interval="1min", seed=seed)
+    write_bars(catalog, frame, make_perpetual("BTCUSDT"), "1min", round_prices=True)
+    train = read_bars_frame(catalog, BAR_TYPE).iloc[: max(n_bars // 5, 3_000)]
+    config = FitConfig(
+        train=TrainConfig(max_epochs=2, seed=seed),
+        conditional=ConditionalTrainConfig(max_epochs=1, seed=seed),
+        modes=("score", "edge"),
+    )
+    save_model(fit_model(train, BAR_TYPE, config, progress=False), model_dir)
+    run = load_run_config(model_path=str(model_dir), bar_type=BAR_TYPE, signal_mode="score")
+    run = dataclasses.replace(run, backtest=dataclasses.replace(run.backtest, catalog=str(catalog)))
+    job = job_from_run(run)
+    job["start"] = job["end"] = None  # every bar
+    job["strategy"]["warmup_from_history"] = False  # as benchmarks.strategies.run_engine
+    job_file.write_text(json.dumps(job))
+    return job_file
+
+
+def measure(job: dict) -> dict:
+    """Bare and full runs on the installed engine."""
+    import nautilus_trader
+
+    if engine_major() >= 2:
+        bare, full = _run_v2(job, timed=False), _run_v2(job, timed=True)
+    else:
+        from benchmarks.strategies import run_engine
+
+        model = Path(job["strategy"]["model_path"])
+        bare = run_engine(Path(job["catalog"]), model, "bare")
+        full = run_engine(Path(job["catalog"]), model, "score")
+        full = {
+            "bars_per_s": full["bars_per_s"],
+            "orders": full["orders"],
+            "mean_us": full["latency_us"]["mean"],
+            "p99_us": full["latency_us"]["p99"],
+        }
+    return {
+        "engine": nautilus_trader.__version__,
+        "bare_bars_per_s": bare["bars_per_s"],
+        "full_bars_per_s": full["bars_per_s"],
+        "on_bar_mean_us": full["mean_us"],
+        "on_bar_p99_us": full["p99_us"],
+        "full_over_bare_time": bare["bars_per_s"] / full["bars_per_s"],
+        "orders": full["orders"],
+    }
+
+
+def _run_v2(job: dict, timed: bool) -> dict:
+    from nautilus_trader.model import BarType
+    from nautilus_trader.trading import Strategy
+    from nautilus_trader.trading import StrategyConfig
+
+    from runtime.backtest_v2 import BacktestJob
+    from runtime.backtest_v2 import build_engine_v2
+    from runtime.backtest_v2 import make_bars
+    from runtime.backtest_v2 import make_instrument
+    from runtime.backtest_v2 import next_open_quotes
+    from runtime.backtest_v2 import strategy_config
+    from runtime.catalog_files import read_catalog_bars
+    from runtime.catalog_files import read_catalog_instrument
+    from strategies.score_matching_v2 import ScoreMatchingStrategyV2
+
+    class BareStrategy(Strategy):
+        """Subscribes to the bars and only counts them."""
+
+        def __init__(self, bar_type: BarType) -> None:
+            super().__init__(StrategyConfig())
+            self.bar_type, self.count = bar_type, 0
+
+        def on_start(self) -> None:
+            self.subscribe_bars(self.bar_type)
+
+        def on_bar(self, bar: object) -> None:
+            self.count += 1
+
+    class TimedStrategy(ScoreMatchingStrategyV2):
+        """The 2.0 strategy with each on_bar's wall time recorded."""
+
+        latency_ns: list[int]
+
+        def on_bar(self, bar: object) -> None:
+            started = time.perf_counter_ns()
+            super().on_bar(bar)
+            self.latency_ns.append(time.perf_counter_ns() - started)
+
+    run = BacktestJob(**job)
+    fields = read_catalog_instrument(run.catalog, run.strategy["instrument_id"])
+    instrument = make_instrument(fields)
+    frame = read_catalog_bars(run.catalog, run.bar_type)
+    bar_type = BarType.from_str(run.bar_type)
+    engine = build_engine_v2(run.backtest, instrument, fields)
+    engine.add_instrument(instrument)
+    engine.add_data(make_bars(frame, bar_type, instrument))
+    engine.add_data(next_open_quotes(frame, instrument))
+    if timed:
+        strategy = TimedStrategy(strategy_config(run.strategy, fee=float(fields["taker_fee"])))
+        strategy.latency_ns = []
+    else:
+        strategy = BareStrategy(bar_type)
+    engine.add_strategy(strategy)
+    started = time.perf_counter()
+    engine.run()
+    seconds = time.perf_counter() - started
+    result = {"bars_per_s": len(frame) / seconds, "orders": len(engine.cache.orders())}
+    if timed:
+        latency = np.asarray(strategy.latency_ns) / 1_000
+        result.update(mean_us=float(latency.mean()), p99_us=float(np.percentile(latency, 99)))
+    engine.dispose()
+    return result
+
+
+def _in_venv(python: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(python), "-m", "benchmarks.engines", *args], cwd=ROOT, capture_output=True,
+        text=True, timeout=3600,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    work = Path(args.work_dir) / f"synthetic-{args.bars}"
+    work.mkdir(parents=True, exist_ok=True)
+    if args.prepare_only:  # the 1.231 venv, asked by a 2.0 process
+        prepare(work, args.bars, args.seed)
+        return 0
+    if engine_major() == 1:
+        job_file = prepare(work, args.bars, args.seed)
+    else:
+        job_file = work / "job.json"
+        if not job_file.exists():
+            done = _in_venv(VENVS[1] / "bin" / "python", *_common(args), "--prepare-only")
+            if done.returncode != 0:
+                print(done.stderr[-4000:], file=sys.stderr)
+                return 1
+    job = json.loads(job_file.read_text())
+    results = [measure(job)]
+    if args.this_engine_only:
+        Path(args.json).write_text(json.dumps(results[0]))
+        return 0
+    other = other_python()
+    if other is None:
+        print(f"(the other engine's venv {VENVS[3 - engine_major()]} is not set up: skipped)")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "other.json"
+            done = _in_venv(other, *_common(args), "--this-engine-only", "--json", str(out))
+            if done.returncode != 0:
+                print(done.stderr[-4000:], file=sys.stderr)
+                return 1
+            results.append(json.loads(out.read_text()))
+    results.sort(key=lambda r: r["engine"])
+    print(table(results, len(_bars(job))))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _bars(job: dict) -> list:
+    from runtime.catalog_files import read_catalog_bars
+
+    return read_catalog_bars(job["catalog"], job["bar_type"]).index.tolist()
+
+
+def table(results: list[dict], n_bars: int) -> str:
+    """The figures of each engine, one row each."""
+    header = (
+        f"{n_bars:,} one-minute bars\n"
+        "| engine | bare bars/s | full bars/s | on_bar mean us | on_bar p99 us | full/bare time "
+        "| orders |\n|---|---|---|---|---|---|---|"
+    )
+    rows = [
+        f"| {r['engine']} | {r['bare_bars_per_s']:,.0f} | {r['full_bars_per_s']:,.0f} | "
+        f"{r['on_bar_mean_us']:,.0f} | {r['on_bar_p99_us']:,.0f} | "
+        f"{r['full_over_bare_time']:.1f}x | {r['orders']:,} |"
+        for r in results
+    ]
+    return "\n".join([header, *rows])
+
+
+def _common(args: argparse.Namespace) -> list[str]:
+    return ["--bars", str(args.bars), "--work-dir", args.work_dir, "--seed", str(args.seed)]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.engines",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--bars", type=int, default=50_000, help="synthetic 1-minute bars")
+    parser.add_argument("--work-dir", default="var/bench-engines", help="cached inputs")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--this-engine-only", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,426 @@
+"""Backtest the score-matching strategy on NautilusTrader 2.0 (the engine binding for 2.0).
+
+The venue is the one of :mod:`runtime.backtest` (1.231): NETTING positions, a MARGIN account in
+the settlement currency, the instrument's maker/taker fees (2.0 needs them as an explicit
+``MakerTakerFeeModel``), a static latency, a seeded one-tick slippage model, bar execution with
+adaptive high/low ordering, and with ``fill_at: next_open`` one quote per bar 1 s after its
+close at the next bar's open (+1 tick ask).
+
+2.0's ``ParquetDataCatalog`` refuses a catalog written by 1.231 ("Legacy catalog schema is not
+supported by runtime queries"), so the bars and the instrument are read from the catalog's
+Parquet files with pyarrow (:mod:`runtime.catalog_files`) and built as 2.0 objects here; the
+strategy's warm-up bars (the 1.231 strategy requests them from the catalog) are handed to it.
+
+Not bound on 2.0 yet: maker execution, funding (runtime.funding is a 1.231 SimulationModule),
+the HTML tearsheet. A job (:class:`BacktestJob`) carries every setting explicitly: the run
+configuration's loader and its defaults live in the 1.231-only runtime.run_config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from nautilus_trader.backtest import BacktestEngine
+from nautilus_trader.backtest import BacktestEngineConfig
+from nautilus_trader.common import LoggerConfig
+from nautilus_trader.common import LogLevel
+from nautilus_trader.execution import DefaultFillModel
+from nautilus_trader.execution import MakerTakerFeeModel
+from nautilus_trader.execution import StaticLatencyModel
+from nautilus_trader.model import AccountType
+from nautilus_trader.model import Bar
+from nautilus_trader.model import BarType
+from nautilus_trader.model import CryptoPerpetual
+from nautilus_trader.model import Currency
+from nautilus_trader.model import InstrumentId
+from nautilus_trader.model import Money
+from nautilus_trader.model import OmsType
+from nautilus_trader.model import Price
+from nautilus_trader.model import Quantity
+from nautilus_trader.model import QuoteTick
+from nautilus_trader.model import StandardMarginModel
+from nautilus_trader.model import Symbol
+from nautilus_trader.model import TraderId
+
+from cli_errors import UserError
+from policy.settings import PolicySettings
+from runtime.catalog_files import catalog_has_funding
+from runtime.catalog_files import read_catalog_bars
+from runtime.catalog_files import read_catalog_instrument
+from strategies.score_matching_v2 import HistoryBar
+from strategies.score_matching_v2 import ScoreMatchingStrategyV2
+from strategies.score_matching_v2 import ScoreMatchingV2Config
+
+MIN_WINDOW_BARS = 2
+
+
+class BacktestV2Error(UserError, ValueError):
+    """The 2.0 binding cannot run this backtest (a setting it does not bind, too few bars)."""
+
+
+@dataclass(frozen=True)
+class BacktestJob:
+    """Everything one backtest needs, as plain values (JSON-able; runtime.engines)."""
+
+    catalog: str
+    bar_type: str
+    strategy: dict[str, Any]  # the strategy config's fields (1.231 names)
+    backtest: dict[str, Any]  # runtime.run_config.BacktestSettings' fields
+    start: str | None = None  # first bar's close time (inclusive); None: the first stored
+    end: str | None = None
+
+
+@dataclass
+class BacktestV2Outcome:
+    """A finished 2.0 backtest: the engine (dispose it) and the strategy."""
+
+    engine: BacktestEngine
+    strategy: ScoreMatchingStrategyV2
+    instrument: CryptoPerpetual
+    bars: pd.DataFrame
+    wall_seconds: float
+    bars_rounded: int  # bars whose prices were moved onto the price increment
+
+
+def run_backtest_v2(job: BacktestJob) -> BacktestV2Outcome:
+    """Build the 2.0 engine for ``job``, run it, and return it with the strategy."""
+    settings = job.backtest
+    if "maker" in (settings.get("execution"), job.strategy.get("execution")):
+        raise BacktestV2Error(
+            "execution: maker is not bound on NautilusTrader 2.0 yet; use execution: taker, "
+            "or run on 1.231 (make demo)"
+        )
+    fields = read_catalog_instrument(job.catalog, job.strategy["instrument_id"])
+    instrument = make_instrument(fields)
+    start, end = _utc(job.start), _utc(job.end)
+    frame, rounded = on_tick_grid(
+        read_catalog_bars(job.catalog, job.bar_type, start=start, end=end), instrument
+    )
+    if len(frame) < MIN_WINDOW_BARS:
+        raise BacktestV2Error(
+            f"the backtest window {start or 'first bar'} .. {end or 'last bar'} holds "
+            f"{len(frame)} {job.bar_type} bar(s) in {job.catalog}, at least {MIN_WINDOW_BARS} "
+            "are needed: widen --start/--end"
+        )
+    config = strategy_config(job.strategy, fee=float(fields["taker_fee"]))
+    first = frame.index[0]
+    history = (
+        (lambda n: history_bars(job, instrument, first, n))
+        if job.strategy.get("warmup_from_history")
+        else None
+    )
+    engine = build_engine_v2(settings, instrument, fields)
+    engine.add_instrument(instrument)
+    bar_type = BarType.from_str(job.bar_type)
+    engine.add_data(make_bars(frame, bar_type, instrument))
+    if settings.get("fill_at", "next_open") == "next_open":
+        engine.add_data(next_open_quotes(frame, instrument))
+    strategy = ScoreMatchingStrategyV2(config, history=history)
+    engine.add_strategy(strategy)
+    started = time.perf_counter()
+    engine.run()
+    seconds = time.perf_counter() - started
+    return BacktestV2Outcome(engine, strategy, instrument, frame, seconds, rounded)
+
+
+def on_tick_grid(frame: pd.DataFrame, instrument: CryptoPerpetual) -> tuple[pd.DataFrame, int]:
+    """The bars with prices on the instrument's price increment, and how many were moved.
+
+    2.0's matching engine skips a fill whose price is off the increment (1.231 fills it), and
+    the strategy then waits on that order for ever; a catalog written with the precision but
+    not the increment (e.g. 2 decimals on a 0.10 tick) would trade once and stop."""
+    tick = instrument.price_increment.as_double()
+    columns = ["open", "high", "low", "close"]
+    steps = frame[columns].to_numpy() / tick
+    moved = (abs(steps - steps.round()) > 1e-6).any(axis=1)
+    if not moved.any():
+        return frame, 0
+    frame = frame.copy()
+    frame[columns] = (steps.round() * tick).round(instrument.price_precision)
+    return frame, int(moved.sum())
+
+
+def strategy_config(fields: dict[str, Any], fee: float) -> ScoreMatchingV2Config:
+    """The 2.0 strategy config from the 1.231 config's fields (policy fields included)."""
+    names = set(ScoreMatchingV2Config.__dataclass_fields__) - {"policy", "fee"}
+    return ScoreMatchingV2Config(
+        **{name: fields[name] for name in names if name in fields},
+        fee=fee,
+        policy=PolicySettings.from_fields(fields),
+    )
+
+
+def history_bars(
+    job: BacktestJob, instrument: CryptoPerpetual, first: pd.Timestamp, n_bars: int
+) -> list[HistoryBar]:
+    """The bars the 1.231 strategy requests from the catalog on start: ``n_bars`` bar intervals
+    before the first bar, up to and including it (the catalog's bounds are inclusive; the first
+    bar is then dropped as a duplicate when it arrives)."""
+    interval = pd.Timedelta(BarType.from_str(job.bar_type).spec.get_interval_ns(), unit="ns")
+    history, _ = on_tick_grid(
+        read_catalog_bars(job.catalog, job.bar_type, start=first - n_bars * interval, end=first),
+        instrument,
+    )
+    return [
+        (ts.value, high, low, close, volume)
+        for ts, high, low, close, volume in zip(
+            history.index,
+            history["high"].to_numpy(),
+            history["low"].to_numpy(),
+            history["close"].to_numpy(),
+            history["volume"].to_numpy(),
+            strict=True,
+        )
+    ]
+
+
+def build_engine_v2(
+    settings: dict[str, Any], instrument: CryptoPerpetual, fields: dict[str, Any]
+) -> BacktestEngine:
+    """A 2.0 BacktestEngine with the Bybit-like venue of runtime.backtest.build_engine."""
+    engine = BacktestEngine(
+        BacktestEngineConfig(
+            trader_id=TraderId("BACKTESTER-001"),
+            logging=LoggerConfig(
+                stdout_level=LogLevel.from_str(settings.get("log_level", "WARNING"))
+            ),
+            run_analysis=False,
+        )
+    )
+    engine.add_venue(
+        instrument.id.venue,
+        OmsType.NETTING,
+        AccountType.MARGIN,
+        [Money(float(settings["starting_balance"]), instrument.settlement_currency)],
+        base_currency=None,
+        default_leverage=Decimal(str(settings["venue_leverage"])),
+        margin_model=StandardMarginModel(),
+        fill_model=DefaultFillModel(
+            prob_fill_on_limit=1.0,
+            prob_slippage=float(settings["slippage_probability"]),
+            random_seed=int(settings["seed"]),
+        ),
+        fee_model=MakerTakerFeeModel(Decimal(fields["maker_fee"]), Decimal(fields["taker_fee"])),
+        latency_model=StaticLatencyModel(
+            base_latency_nanos=int(float(settings["latency_ms"]) * 1_000_000)
+        ),
+        bar_execution=True,
+        bar_adaptive_high_low_ordering=True,
+    )
+    return engine
+
+
+def make_instrument(fields: dict[str, Any]) -> CryptoPerpetual:
+    """A 2.0 CryptoPerpetual from the fields of a 1.231 catalog's instrument row."""
+    size_precision = int(fields["size_precision"])
+    price_precision = int(fields["price_precision"])
+    settlement = Currency.from_str(fields["settlement_currency"])
+
+    def qty(name: str) -> Quantity | None:
+        return Quantity(float(fields[name]), size_precision) if fields.get(name) else None
+
+    def money(name: str) -> Money | None:
+        value = fields.get(name)
+        return Money(float(value.split()[0]), settlement) if value else None
+
+    def decimal(name: str) -> Decimal | None:
+        return Decimal(fields[name]) if fields.get(name) else None
+
+    return CryptoPerpetual(
+        InstrumentId.from_str(fields["id"]),
+        Symbol(fields["raw_symbol"]),
+        Currency.from_str(fields["base_currency"]),
+        Currency.from_str(fields["quote_currency"]),
+        settlement,
+        bool(fields["is_inverse"]),
+        price_precision,
+        size_precision,
+        Price.from_str(fields["price_increment"]),
+        Quantity.from_str(fields["size_increment"]),
+        int(fields["ts_event"]),
+        int(fields["ts_init"]),
+        multiplier=Quantity.from_str(fields["multiplier"]) if fields.get("multiplier") else None,
+        lot_size=qty("lot_size"),
+        max_quantity=qty("max_quantity"),
+        min_quantity=qty("min_quantity"),
+        max_notional=money("max_notional"),
+        min_notional=money("min_notional"),
+        margin_init=decimal("margin_init"),
+        margin_maint=decimal("margin_maint"),
+    )
+
+
+def make_bars(frame: pd.DataFrame, bar_type: BarType, instrument: CryptoPerpetual) -> list[Bar]:
+    """2.0 Bars from a canonical bar frame (index: close time, UTC)."""
+    price_precision, size_precision = instrument.price_precision, instrument.size_precision
+    stamps = frame.index.asi8.tolist()
+    return [
+        Bar(
+            bar_type,
+            Price(o, price_precision),
+            Price(h, price_precision),
+            Price(lo, price_precision),
+            Price(c, price_precision),
+            Quantity(v, size_precision),
+            ts,
+            ts,
+        )
+        for ts, o, h, lo, c, v in zip(
+            stamps,
+            frame["open"].tolist(),
+            frame["high"].tolist(),
+            frame["low"].tolist(),
+            frame["close"].tolist(),
+            frame["volume"].tolist(),
+            strict=True,
+        )
+    ]
+
+
+def next_open_quotes(frame: pd.DataFrame, instrument: CryptoPerpetual) -> list[QuoteTick]:
+    """One quote per bar, 1 s after the previous bar's close, at this bar's open (+1 tick ask):
+    runtime.backtest.next_open_quotes on 2.0 objects."""
+    tick = instrument.price_increment.as_double()
+    precision = instrument.price_precision
+    size = Quantity(1_000_000.0, instrument.size_precision)
+    opens = frame["open"].tolist()[1:]
+    stamps = (frame.index[:-1] + pd.Timedelta(seconds=1)).asi8.tolist()
+    return [
+        QuoteTick(
+            instrument.id, Price(o, precision), Price(o + tick, precision), size, size, ts, ts
+        )
+        for ts, o in zip(stamps, opens, strict=True)
+    ]
+
+
+def backtest_command(args: dict[str, Any]) -> int:
+    """run_backtest.py on NautilusTrader 2.0: the 1.231 venv resolves the arguments (run
+    configuration, defaults, the embedded default, input checks) into a job; this process runs
+    it and writes the report (fills, positions, account, summary.json)."""
+    from runtime.engines import in_other_engine
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="resolve-") as work:
+        resolved = in_other_engine("resolve", args, Path(work))
+    job = BacktestJob(**resolved["job"])
+    outcome = run_backtest_v2(job)
+    try:
+        summary = write_report_v2(outcome, job, resolved["report_dir"])
+    finally:
+        outcome.engine.dispose()
+    print(format_summary_v2(summary, resolved["report_dir"]))
+    print(f"  total time      {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str) -> dict:
+    """fills.csv, positions.csv, account.csv and summary.json in ``directory`` (each file
+    replaced atomically); returns the summary. Not on 2.0 yet: diagnostics, equity plot,
+    tearsheet, the statistics of runtime.reports."""
+    import nautilus_trader
+
+    engine, instrument = outcome.engine, outcome.instrument
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fills = engine.generate_order_fills_report()
+    account = engine.cache.account_for_venue(instrument.id.venue)
+    final = account.balance_total(instrument.settlement_currency).as_double()
+    starting = float(job.backtest["starting_balance"])
+    funded = catalog_has_funding(job.catalog, str(instrument.id))
+    last_bar = outcome.bars.index[-1].value
+    left_open = sum(  # never filled (cancelled on stop), though not sent on the last bar
+        1
+        for order in engine.cache.orders()
+        if float(order.filled_qty) == 0.0 and order.ts_init < last_bar
+    )
+    summary = {
+        "engine": f"NautilusTrader {nautilus_trader.__version__}",
+        "bar_type": job.bar_type,
+        "bars": len(outcome.bars),
+        "first_bar": str(outcome.bars.index[0]),
+        "last_bar": str(outcome.bars.index[-1]),
+        "bars_decided": outcome.strategy.bars_decided,
+        "orders": len(engine.cache.orders()),
+        "fills": len(fills),
+        # 2.0 skips a fill at a price off the instrument's price increment (1.231 fills it):
+        # such an order stays open and the strategy waits on it (README, "NautilusTrader 2.0")
+        "orders_left_open": left_open,
+        "bars_rounded_to_tick": outcome.bars_rounded,
+        "starting_equity": starting,
+        "final_equity": final,
+        "total_return": final / starting - 1.0,
+        "funding": "not charged: funding is not bound on NautilusTrader 2.0 yet"
+        + (" (the catalog holds funding rates)" if funded else ""),
+        "wall_seconds": outcome.wall_seconds,
+    }
+    for name, frame in (
+        ("fills.csv", fills),
+        ("positions.csv", engine.generate_positions_report()),
+        ("account.csv", engine.generate_account_report(instrument.id.venue)),
+    ):
+        _write_atomically(directory / name, frame.to_csv())
+    _write_atomically(directory / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def format_summary_v2(summary: dict, report_dir: str) -> str:
+    """A readable block for the terminal."""
+    rows = [
+        ("engine", summary["engine"]),
+        (
+            "bars",
+            f"{summary['bars']:,} ({summary['first_bar'][:16]} .. {summary['last_bar'][:16]})",
+        ),
+        ("orders / fills", f"{summary['orders']:,} / {summary['fills']:,}"),
+        *(
+            [
+                (
+                    "left open",
+                    f"{summary['orders_left_open']} order(s) never filled: off-tick prices?",
+                )
+            ]
+            if summary["orders_left_open"]
+            else []
+        ),
+        (
+            "final equity",
+            f"{summary['final_equity']:,.2f} (start {summary['starting_equity']:,.0f})",
+        ),
+        ("total return", f"{summary['total_return']:+.2%}"),
+        ("funding", summary["funding"]),
+        *(
+            [("prices", f"{summary['bars_rounded_to_tick']:,} bars rounded to the price increment")]
+            if summary["bars_rounded_to_tick"]
+            else []
+        ),
+        ("report", str(report_dir)),
+    ]
+    return "\n".join(f"  {name:<15} {value}" for name, value in rows)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _utc(value: str | None) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -1,0 +1,208 @@
+"""ScoreMatchingStrategy on NautilusTrader 2.0 (the PyO3 engine): the binding only.
+
+The decision per bar is :class:`strategies.bar_decider.BarDecider` (features, model, policy),
+the same code the 1.231 strategy runs; this class feeds it the engine's bars, account and
+position, and turns its decisions into market orders.
+
+What differs from the 1.231 binding (``strategies.score_matching``):
+
+- the config is a plain frozen dataclass (:class:`ScoreMatchingV2Config`): 2.0's
+  ``StrategyConfig`` is a Rust type that takes only its own fields;
+- the fee comes from the config (2.0 instruments carry no fees; the venue's fee model does),
+  and warm-up history from the runner (``history``: 2.0's catalog does not read a 1.231
+  catalog, see runtime.backtest_v2), as many bars as 1.231 requests;
+- the strategy's id is ``strategy_id`` (1.231: ``id``); an order just submitted is not yet
+  counted in flight by 2.0's cache, so the working order is tracked by its client order id;
+  accounts are copies with their whole event history, so the balance is re-read after fills;
+- not bound yet: maker execution, diagnostics on the message bus and their recorder, the kill
+  switch timer and the venue reconciler (live features), warm-up through ``request_bars``.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+
+from nautilus_trader.model import Bar
+from nautilus_trader.model import BarType
+from nautilus_trader.model import InstrumentId
+from nautilus_trader.model import OrderSide
+from nautilus_trader.model import StrategyId
+from nautilus_trader.trading import Strategy
+from nautilus_trader.trading import StrategyConfig
+
+from policy.decision import Decision
+from policy.settings import PolicySettings
+from policy.sizing import LotRules
+from strategies.bar_decider import BarDecider
+from strategies.model_loading import load_model_for
+from strategies.state_file import RiskStateFile
+
+# (ts_event ns, high, low, close, volume) of a bar before the first traded one
+HistoryBar = tuple[int, float, float, float, float]
+# the last n bar intervals before the first traded bar (up to and including it)
+HistorySource = Callable[[int], Sequence[HistoryBar]]
+
+
+@dataclass(frozen=True)
+class ScoreMatchingV2Config:
+    """The 2.0 strategy's settings: the 1.231 config's fields that this binding supports."""
+
+    instrument_id: str
+    bar_type: str
+    model_path: str
+    fee: float  # the venue's taker fee (the cost rules use it; 2.0 instruments carry none)
+    signal_mode: str = "edge"
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    allow_bar_type_mismatch: bool = False
+    kill_switch_path: str | None = None
+    state_path: str | None = None
+    close_positions_on_stop: bool = True
+    reduce_only_on_stop: bool = True
+    strategy_id: str = "ScoreMatchingStrategy-000"
+
+    @property
+    def density_percentile(self) -> float:  # read by strategies.model_loading
+        return self.policy.density_percentile
+
+
+class ScoreMatchingStrategyV2(Strategy):
+    """The score-matching strategy on NautilusTrader 2.0 (see the module docstring)."""
+
+    def __new__(cls, *_args: object, **_kwargs: object) -> ScoreMatchingStrategyV2:
+        return super().__new__(cls)  # 2.0's Strategy.__new__ takes only its own config
+
+    def __init__(self, config: ScoreMatchingV2Config, history: HistorySource | None = None) -> None:
+        super().__init__(StrategyConfig(strategy_id=StrategyId(config.strategy_id)))
+        self.settings = config
+        self.instrument_id = InstrumentId.from_str(config.instrument_id)
+        self.bar_type = BarType.from_str(config.bar_type)
+        self.history = history
+        self.decider: BarDecider | None = None
+        self.instrument = None
+        self.bars_decided = 0
+        self.gaps_seen = 0
+        self.equity_seen = array("d")  # the equity each decision saw (8 bytes a bar)
+        self._working = None  # the client order id of the order not yet closed
+        self._balance: float | None = None  # the account's balance, None: read it again
+        self._risk_file: RiskStateFile | None = None
+
+    def on_start(self) -> None:
+        self.instrument = self.cache.instrument(self.instrument_id)
+        if self.instrument is None:
+            raise RuntimeError(f"instrument {self.instrument_id} is not in the cache")
+        config = self.settings
+        risk = None
+        if config.state_path:
+            self._risk_file = RiskStateFile(config.state_path)
+            risk = self._risk_file.load()
+        self.decider = BarDecider(
+            config.policy,
+            config.signal_mode,
+            load_model_for(config),
+            bar_ns=self.bar_type.spec.get_interval_ns(),
+            fee=config.fee,
+            lots=lot_rules(self.instrument),
+            risk=risk,
+        )
+        if self.history is not None:  # the bars before the first one, as 1.231 requests them
+            for ts_ns, high, low, close, volume in self.history(self.decider.history_bars()):
+                if self.decider.accept(ts_ns) is not None:
+                    self.decider.observe(high, low, close, volume)
+        self.subscribe_bars(self.bar_type)
+
+    def on_stop(self) -> None:
+        self.cancel_all_orders(self.instrument_id)
+        if self.settings.close_positions_on_stop:
+            self.close_all_positions(
+                self.instrument_id, reduce_only=self.settings.reduce_only_on_stop
+            )
+        self.unsubscribe_bars(self.bar_type)
+        if self._risk_file is not None:
+            self._risk_file.save_if_changed(self.decider.policy.risk)
+
+    def on_bar(self, bar: Bar) -> None:
+        decider = self.decider
+        missing = decider.accept(bar.ts_event)
+        if missing is None:
+            return
+        if missing:
+            self.gaps_seen += 1
+            self.log.warning(f"gap of {missing} bars before {bar}; features warm up again")
+        view = decider.observe(
+            bar.high.as_double(), bar.low.as_double(), bar.close.as_double(),
+            bar.volume.as_double(),
+        )  # fmt: skip
+        if view is None:
+            return  # still warming up
+        close = bar.close.as_double()
+        position, equity = self._position_and_equity(close)
+        if decider.halt_on_kill_switch(self.settings.kill_switch_path, bar.ts_event):
+            self.log.warning("kill switch file found: flattening and halting")
+        self.equity_seen.append(equity)
+        was_halted = decider.policy.risk.halted
+        decision = decider.decide(bar.ts_event, view, equity, close, position)
+        if decider.policy.risk.halted and not was_halted:
+            self.log.warning(f"HALTED: {decider.policy.risk.halt_reason}")
+        if decision.order != 0.0 and not self._order_working():
+            self._submit(decision)
+        self.bars_decided += 1
+        if self._risk_file is not None:
+            self._risk_file.save_if_changed(decider.policy.risk)
+
+    def _submit(self, decision: Decision) -> None:
+        order = self.order_factory.market(
+            self.instrument_id,
+            OrderSide.BUY if decision.order > 0 else OrderSide.SELL,
+            self.instrument.make_qty(abs(decision.order)),
+            reduce_only=decision.reduce_only,
+        )
+        self._working = order.client_order_id
+        self.submit_order(order)
+
+    def _order_working(self) -> bool:
+        if self._working is None:
+            return False
+        order = self.cache.order(self._working)
+        if order is None or order.is_closed:
+            self._working = None
+            return False
+        return True
+
+    def on_order_filled(self, _event: object) -> None:
+        self._balance = None  # a fill moves the balance (commission, realised PnL)
+
+    def _position_and_equity(self, price: float) -> tuple[float, float]:
+        """This strategy's signed position, and account balance + its unrealised PnL at price.
+
+        2.0 hands out accounts as copies with their whole event history (0.1-0.2 ms a call
+        after a thousand fills), so the balance is read again only after a fill: in a backtest
+        nothing else moves it (a live binding must also re-read it on account updates)."""
+        if self._balance is None:
+            account = self.cache.account_for_venue(self.instrument_id.venue)
+            if account is None:
+                return 0.0, 0.0
+            self._balance = account.balance_total(self.instrument.settlement_currency).as_double()
+        equity = self._balance
+        position = 0.0
+        mark = self.instrument.make_price(price)
+        for open_position in self.cache.positions_open(
+            instrument_id=self.instrument_id, strategy_id=self.strategy_id
+        ):
+            position += open_position.signed_qty
+            equity += open_position.unrealized_pnl(mark).as_double()
+        return position, equity
+
+
+def lot_rules(instrument: object) -> LotRules:
+    """The instrument's lot rules (2.0 instrument attributes)."""
+    return LotRules(
+        qty_step=instrument.size_increment.as_double(),
+        min_qty=instrument.min_quantity.as_double() if instrument.min_quantity else 0.0,
+        min_notional=instrument.min_notional.as_double() if instrument.min_notional else 0.0,
+        max_qty=instrument.max_quantity.as_double() if instrument.max_quantity else math.inf,
+    )

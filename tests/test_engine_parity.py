@@ -1,0 +1,238 @@
+"""The same backtest on NautilusTrader 1.231 and 2.0 gives the same orders and final equity.
+
+Runs on either engine: the installed one in this process, the other one in its own venv
+(``.venv`` for 1.231, ``.venv-v2`` for 2.0; skipped when that venv is not set up). On 2.0,
+run it with ``--noconftest`` (``NAUTILUS=2 make test`` does): tests/conftest.py imports
+1.231's API. The market is the test market of tests/conftest.py (8,000 synthetic hourly bars,
+the quickly trained model, score mode so that it trades); on 2.0 the 1.231 venv makes it.
+
+Pinned differences: with the default ``slippage_probability`` (0.5) the engines draw the
+one-tick slippage from different random generators with the same seed, so the same orders fill
+one tick apart on some bars (and a later size may differ by one lot); without slippage every
+fill price and the equity each decision saw agree. At the end of the data, an order submitted
+on the last bar fills on 2.0 and not on 1.231 (:func:`check_end_of_data`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runtime.engines import ROOT
+from runtime.engines import VENVS
+from runtime.engines import engine_major
+from runtime.engines import in_other_engine
+from runtime.engines import other_python
+from runtime.engines import run_job
+
+TICK = 0.1  # the test instrument's price increment (BTCUSDT-LINEAR)
+LOT = 0.001  # its size increment
+TAKER_FEE = 0.00055  # its taker fee
+EQUITY_TOLERANCE = 1e-4  # USDT: fees are rounded to 8 decimals on each fill
+EQUITY_DRIFT = 1e-4  # of the starting balance: one-tick fill differences, with slippage
+ENGINE_FREE = ("strategies.bar_decider", "runtime.catalog_files", "runtime.engines")
+
+
+def test_the_code_both_bindings_share_imports_no_engine():
+    """The per-bar decision, the catalog file reader and the engine plumbing load without
+    NautilusTrader, so either engine's binding can use them."""
+    code = (
+        "import importlib, sys\n"
+        f"for name in {ENGINE_FREE!r}: importlib.import_module(name)\n"
+        "print('nautilus_trader' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
+
+
+def make_inputs(directory: str) -> None:
+    """On 1.231: the conftest market's catalog and model in ``directory``, and job.json
+    (score mode, the model's test block), for a 2.0 process that cannot make them."""
+    import dataclasses
+
+    from catalogs.catalog import read_bars_frame
+    from catalogs.catalog import write_bars
+    from catalogs.instruments import make_perpetual
+    from catalogs.synthetic import generate_bars
+    from runtime.engines import job_from_run
+    from runtime.run_config import load_run_config
+    from scoremodel.pipeline import fit_model
+    from scoremodel.pipeline import save_model
+    from tests.conftest import BAR_TYPE
+    from tests.conftest import FAST_FIT
+    from tests.conftest import TEST_BARS
+
+    root = Path(directory)
+    catalog = root / "catalog"
+    write_bars(catalog, generate_bars(TEST_BARS, interval="1h", seed=3), make_perpetual(), "1h")
+    bars = read_bars_frame(catalog, BAR_TYPE)
+    model = save_model(fit_model(bars, BAR_TYPE, FAST_FIT, progress=False), root / "model")
+    run = load_run_config(model_path=str(model), signal_mode="score")
+    run = dataclasses.replace(run, backtest=dataclasses.replace(run.backtest, catalog=str(catalog)))
+    (root / "job.json").write_text(json.dumps(job_from_run(run)))
+
+
+@pytest.fixture(scope="module")
+def job(request, tmp_path_factory) -> dict:
+    """The parity backtest's job, made on 1.231 (in this process or in the 1.231 venv)."""
+    if other_python() is None:
+        pytest.skip(
+            f"the other engine's venv {VENVS[3 - engine_major()].name} is not set up; "
+            "`NAUTILUS=2 make setup` makes both"
+        )
+    if engine_major() == 1:
+        import dataclasses
+
+        from runtime.engines import job_from_run
+        from runtime.run_config import load_run_config
+
+        catalog = request.getfixturevalue("synthetic_catalog")
+        model = request.getfixturevalue("trained_model")
+        run = load_run_config(model_path=str(model), signal_mode="score")
+        run = dataclasses.replace(
+            run, backtest=dataclasses.replace(run.backtest, catalog=str(catalog))
+        )
+        return job_from_run(run)
+    directory = tmp_path_factory.mktemp("parity")
+    _in_other_engine(
+        f"from tests.test_engine_parity import make_inputs; make_inputs({str(directory)!r})"
+    )
+    return json.loads((directory / "job.json").read_text())
+
+
+def _in_other_engine(code: str) -> None:
+    done = subprocess.run(
+        [str(other_python()), "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+
+
+def both_engines(job: dict, tmp_path: Path) -> dict[int, dict]:
+    """The job's summary on each engine, keyed by major version."""
+    here = run_job(job)
+    other = in_other_engine("run", job, tmp_path)
+    major = engine_major()
+    return {major: here, 3 - major: other}
+
+
+def without_slippage(job: dict) -> dict:
+    job = copy.deepcopy(job)
+    job["backtest"]["slippage_probability"] = 0.0
+    return job
+
+
+def orders(summary: dict) -> list[tuple]:
+    return [(o["ts"], o["side"], o["quantity"]) for o in summary["orders"]]
+
+
+def check_end_of_data(v1: dict, v2: dict) -> float:
+    """The pinned difference at the end of the data: an order submitted on the last bar stays
+    SUBMITTED on 1.231 (its latency runs past the data) and fills on 2.0, which then holds the
+    position; every earlier order has the same status. Returns 2.0's taker fees of those
+    fills, which is what separates the final balances."""
+    last = v1["last_bar_ts"]
+    assert v2["last_bar_ts"] == last
+    fees = 0.0
+    for a, b in zip(v1["orders"], v2["orders"], strict=True):
+        if a["ts"] < last:
+            assert a["status"] == b["status"], (a, b)
+        else:
+            assert (a["status"], b["status"]) == ("SUBMITTED", "FILLED"), (a, b)
+            fees += b["filled"] * b["avg_px"] * TAKER_FEE
+    return fees
+
+
+def filled_in_both(v1: dict, v2: dict) -> list[tuple[dict, dict]]:
+    return [
+        (a, b)
+        for a, b in zip(v1["orders"], v2["orders"], strict=True)
+        if a["filled"] and b["filled"]
+    ]
+
+
+def test_same_orders_fills_and_equity_without_slippage(job, tmp_path):
+    runs = both_engines(without_slippage(job), tmp_path)
+    v1, v2 = runs[1], runs[2]
+    assert v1["engine"].startswith("1.") and v2["engine"].startswith("2.")
+    assert len(v1["orders"]) >= 10, "the parity market must trade"
+    assert orders(v2) == orders(v1)
+    end_fees = check_end_of_data(v1, v2)
+    pairs = filled_in_both(v1, v2)
+    assert [b["avg_px"] for _, b in pairs] == pytest.approx([a["avg_px"] for a, _ in pairs])
+    assert v2["bars_decided"] == v1["bars_decided"] > 0
+    assert v2["equity_seen"] == pytest.approx(v1["equity_seen"], abs=EQUITY_TOLERANCE)
+    assert v2["final_equity"] == pytest.approx(v1["final_equity"] - end_fees, abs=EQUITY_TOLERANCE)
+
+
+def test_default_slippage_moves_fills_by_one_tick_only(job, tmp_path):
+    runs = both_engines(job, tmp_path)
+    v1, v2 = runs[1], runs[2]
+    assert job["backtest"]["slippage_probability"] > 0
+    assert len(v1["orders"]) >= 10
+    # the same decisions on the same bars; a size may differ by one lot, as equity does
+    assert [o[:2] for o in orders(v2)] == [o[:2] for o in orders(v1)]
+    end_fees = check_end_of_data(v1, v2)
+    assert all(
+        abs(a["quantity"] - b["quantity"]) <= LOT + 1e-9
+        for a, b in zip(v1["orders"], v2["orders"], strict=True)
+    )
+    shifts = [abs(a["avg_px"] - b["avg_px"]) for a, b in filled_in_both(v1, v2)]
+    assert all(shift < 1e-6 or abs(shift - TICK) < 1e-6 for shift in shifts)
+    assert any(shift > 1e-6 for shift in shifts), "the generators are expected to differ"
+    drift = EQUITY_DRIFT * job["backtest"]["starting_balance"]
+    assert v2["equity_seen"] == pytest.approx(v1["equity_seen"], abs=drift)
+    assert abs(v2["final_equity"] + end_fees - v1["final_equity"]) <= drift
+
+
+def run_backtest_on_v2(*args: str) -> subprocess.CompletedProcess:
+    """``run_backtest.py`` in the 2.0 venv."""
+    python = VENVS[2] / "bin" / "python"
+    return subprocess.run(
+        [str(python), "run_backtest.py", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+
+
+def test_run_backtest_on_v2_writes_the_report_of_the_same_run(job, tmp_path):
+    config = tmp_path / "run.yaml"
+    strategy = {k: v for k, v in job["strategy"].items() if v is not None}
+    config.write_text(
+        json.dumps({"strategy": strategy, "backtest": {"catalog": job["catalog"]}})
+    )  # YAML is a superset of JSON
+    report = tmp_path / "report"
+    done = run_backtest_on_v2("--config", str(config), "--report-dir", str(report))
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "NautilusTrader 2." in done.stdout
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["engine"].startswith("NautilusTrader 2.")
+    assert summary["orders"] >= 10 and summary["fills"] >= summary["orders"]
+    assert {p.name for p in report.iterdir()} == {
+        "fills.csv",
+        "positions.csv",
+        "account.csv",
+        "summary.json",
+    }
+    v2 = run_job(job) if engine_major() == 2 else in_other_engine("run", job, tmp_path)
+    assert summary["final_equity"] == pytest.approx(v2["final_equity"], abs=EQUITY_TOLERANCE)
+
+
+def test_run_backtest_on_v2_refuses_a_missing_catalog_in_one_line(job, tmp_path):
+    before = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
+    report = tmp_path / "report"
+    done = run_backtest_on_v2(
+        "--catalog", str(tmp_path / "missing"), "--model", job["strategy"]["model_path"],
+        "--report-dir", str(report),
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: catalog ")
+    assert "does not exist" in lines[0] and "Traceback" not in done.stderr
+    after = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
+    assert after == before and not report.exists()

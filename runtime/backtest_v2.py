@@ -19,7 +19,6 @@ configuration's loader and its defaults live in the 1.231-only runtime.run_confi
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from runtime.catalog_files import read_catalog_instrument
 from strategies.score_matching_v2 import HistoryBar
 from strategies.score_matching_v2 import ScoreMatchingStrategyV2
 from strategies.score_matching_v2 import ScoreMatchingV2Config
+from strategies.state_file import write_atomically
 
 MIN_WINDOW_BARS = 2
 
@@ -366,8 +366,8 @@ def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str
         ("positions.csv", engine.generate_positions_report()),
         ("account.csv", engine.generate_account_report(instrument.id.venue)),
     ):
-        _write_atomically(directory / name, frame.to_csv())
-    _write_atomically(directory / "summary.json", json.dumps(summary, indent=2))
+        write_atomically(directory / name, frame.to_csv())
+    write_atomically(directory / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -404,19 +404,6 @@ def format_summary_v2(summary: dict, report_dir: str) -> str:
         ("report", str(report_dir)),
     ]
     return "\n".join(f"  {name:<15} {value}" for name, value in rows)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _utc(value: str | None) -> pd.Timestamp | None:

@@ -13,6 +13,7 @@ Policy and forecaster).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -33,6 +34,16 @@ from scoremodel.inference import Assessment
 from scoremodel.inference import ScoreModel
 
 TRADED_HORIZON = -1  # edge mode trades the forecaster's longest horizon
+
+
+def lot_rules(instrument: object) -> LotRules:
+    """An instrument's lot rules, read from the attributes both engines' instruments have."""
+    return LotRules(
+        qty_step=instrument.size_increment.as_double(),
+        min_qty=instrument.min_quantity.as_double() if instrument.min_quantity else 0.0,
+        min_notional=instrument.min_notional.as_double() if instrument.min_notional else 0.0,
+        max_qty=instrument.max_quantity.as_double() if instrument.max_quantity else math.inf,
+    )
 
 
 @dataclass(frozen=True)

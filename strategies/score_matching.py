@@ -22,7 +22,6 @@ Importable by path: ``strategies.score_matching:ScoreMatchingStrategy`` with
 
 from __future__ import annotations
 
-import math
 import os
 
 import pandas as pd
@@ -58,12 +57,12 @@ from policy.decision import Policy
 from policy.risk import RiskState
 from policy.settings import DEFAULT_POLICY
 from policy.settings import PolicySettings
-from policy.sizing import LotRules
 from scoremodel.cond_predictive import BarPredictor
 from scoremodel.inference import SIGNAL_MODES
 from scoremodel.inference import Assessment
 from scoremodel.inference import ScoreModel
 from strategies.bar_decider import BarDecider
+from strategies.bar_decider import lot_rules
 from strategies.diagnostics import DIAGNOSTICS_DATA_TYPE
 from strategies.diagnostics import DiagnosticsRecorder
 from strategies.diagnostics import ScoreMatchingDiagnostics
@@ -587,15 +586,6 @@ def validate_config(config: ScoreMatchingConfig) -> PolicySettings:
         except Rejected:
             raise ValueError(f"{name} = {value!r} is invalid; expected {rule.allowed}") from None
     return PolicySettings.from_fields(config)
-
-
-def lot_rules(instrument: Instrument) -> LotRules:
-    return LotRules(
-        qty_step=instrument.size_increment.as_double(),
-        min_qty=instrument.min_quantity.as_double() if instrument.min_quantity else 0.0,
-        min_notional=instrument.min_notional.as_double() if instrument.min_notional else 0.0,
-        max_qty=instrument.max_quantity.as_double() if instrument.max_quantity else math.inf,
-    )
 
 
 def bar_interval_ns(bar_type: BarType) -> int:

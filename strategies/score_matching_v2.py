@@ -20,7 +20,6 @@ What differs from the 1.231 binding (``strategies.score_matching``):
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -37,8 +36,8 @@ from nautilus_trader.trading import StrategyConfig
 
 from policy.decision import Decision
 from policy.settings import PolicySettings
-from policy.sizing import LotRules
 from strategies.bar_decider import BarDecider
+from strategies.bar_decider import lot_rules
 from strategies.model_loading import load_model_for
 from strategies.state_file import RiskStateFile
 
@@ -196,13 +195,3 @@ class ScoreMatchingStrategyV2(Strategy):
             position += open_position.signed_qty
             equity += open_position.unrealized_pnl(mark).as_double()
         return position, equity
-
-
-def lot_rules(instrument: object) -> LotRules:
-    """The instrument's lot rules (2.0 instrument attributes)."""
-    return LotRules(
-        qty_step=instrument.size_increment.as_double(),
-        min_qty=instrument.min_quantity.as_double() if instrument.min_quantity else 0.0,
-        min_notional=instrument.min_notional.as_double() if instrument.min_notional else 0.0,
-        max_qty=instrument.max_quantity.as_double() if instrument.max_quantity else math.inf,
-    )

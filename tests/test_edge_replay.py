@@ -26,7 +26,7 @@ from runtime.backtest import run_backtest
 from scoremodel.cond_predictive import predict_batch
 from scoremodel.features import compute_features
 from strategies.bar_decider import TRADED_HORIZON
-from strategies.score_matching import lot_rules
+from strategies.bar_decider import lot_rules
 from tests.conftest import BAR_TYPE
 
 HOURLY = bars_per_year(3600)

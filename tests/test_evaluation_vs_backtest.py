@@ -22,7 +22,7 @@ from policy.decision import Policy
 from policy.settings import PolicySettings
 from runtime.backtest import run_backtest
 from scoremodel.features import compute_features
-from strategies.score_matching import lot_rules
+from strategies.bar_decider import lot_rules
 from tests.conftest import BAR_TYPE
 
 HOURLY = bars_per_year(3600)

@@ -216,11 +216,16 @@ class LiveHarness:
         )
 
     def settled(self) -> bool:
-        """No order of the strategy is in flight or working."""
+        """No order of the strategy is queued, in flight or working (a live submit goes
+        through the execution engine's queue: until it is processed the order is INITIALIZED,
+        neither in flight nor open)."""
         cache, strategy_id = self.node.cache, self.strategy.id
         return (
             cache.orders_inflight_count(strategy_id=strategy_id) == 0
             and cache.orders_open_count(strategy_id=strategy_id) == 0
+            and not any(
+                o.status_string() == "INITIALIZED" for o in cache.orders(strategy_id=strategy_id)
+            )
         )
 
     def decide(self, market: LiveMarket, bars: int = 1, timeout: float = 10.0) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from policy.costs import Costs
 from policy.edge import ForecastView
@@ -36,8 +36,7 @@ UNROUNDED = LotRules(qty_step=0.0, min_qty=0.0, min_notional=0.0)  # no exchange
 NO_COSTS = Costs(fee=0.0, slippage=0.0)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """One bar's outcome: why (blocker), where to be (target), what to send now (order)."""
 
     blocker: Blocker

@@ -19,14 +19,13 @@ bars. With c the round-trip cost (:class:`policy.costs.Costs`):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from policy.costs import Costs
 
 
-@dataclass(frozen=True, slots=True)
-class ForecastView:
-    """The predictive distribution of the h-bar forward log return, summarised."""
+class ForecastView(NamedTuple):
+    """The predictive distribution of the h-bar forward log return, summarised (built per bar)."""
 
     mean: float  # E[r | context]
     std: float  # sqrt(Var[r | context])

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import replace
 from enum import IntEnum
+from typing import NamedTuple
 
 from policy.calendar import NANOS_PER_DAY
 from policy.calendar import NANOS_PER_HOUR
@@ -68,8 +69,9 @@ class RiskState:
         return cls(**json.loads(text))
 
 
-@dataclass(frozen=True)
-class RiskDecision:
+class RiskDecision(NamedTuple):
+    """The risk rules' verdict on one bar: the new state and the exposure they allow."""
+
     state: RiskState
     exposure: float  # allowed fraction of the strategy's target, in [0, 1]
     status: RiskStatus

@@ -32,6 +32,7 @@ the window, funding is not charged and the report says so.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +43,7 @@ from nautilus_trader.accounting.margin_models import StandardMarginModel
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.backtest.models import LatencyModel
+from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import BacktestEngineConfig
 from nautilus_trader.config import DataCatalogConfig
 from nautilus_trader.config import LoggingConfig
@@ -164,8 +166,11 @@ def _default_hint(path: Path, default: str) -> str:
     return f" (`python run_backtest.py` with no arguments builds the embedded default in {path})"
 
 
-def run_backtest(run: RunConfig) -> BacktestOutcome:
-    """Check inputs, build the engine, run it; the engine is kept for reports (dispose it)."""
+def run_backtest(run: RunConfig, actors: Sequence[Actor] = ()) -> BacktestOutcome:
+    """Check inputs, build the engine, run it; the engine is kept for reports (dispose it).
+
+    ``actors``: your own actors, added beside the strategy (for instance one that subscribes
+    to the strategy's diagnostics, published with ``publish_diagnostics: true``)."""
     settings, config = run.backtest, run.strategy
     model = load_model_for(config)  # fail fast: before any engine is built
     start, end = backtest_window(run, model)
@@ -201,6 +206,8 @@ def run_backtest(run: RunConfig) -> BacktestOutcome:
         )
     )
     engine.add_strategy(strategy)
+    for actor in actors:
+        engine.add_actor(actor)
     started = time.perf_counter()
     engine.run()
     return BacktestOutcome(

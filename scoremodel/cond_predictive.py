@@ -20,6 +20,7 @@ state pushed into an L-bar ring, the encoder, the grid and the summary). They ag
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -221,10 +222,25 @@ class BarPredictor:
     After :meth:`update` returns True (L states seen) the arrays ``mean``, ``std`` (K,),
     ``quantiles`` (K, Q), ``p_up``, ``p_up_cost``, ``p_down_cost`` (K,) hold the forecast of
     that bar; they are views reused by the next update (copy them to keep them).
+
+    ``horizons``: the positions (in ``model.horizons``; negative counts from the end) to
+    compute, default all; the others stay NaN. The strategy trades one horizon, so it computes
+    only that one (the encoder is shared; each horizon adds its head and grid summary).
     """
 
-    def __init__(self, model: ConditionalModel, cost: float = DEFAULT_COST) -> None:
+    def __init__(
+        self,
+        model: ConditionalModel,
+        cost: float = DEFAULT_COST,
+        horizons: Sequence[int] | None = None,
+    ) -> None:
         self.model = model
+        n_horizons = model.network.n_horizons
+        every = range(n_horizons)
+        self._active = np.array(
+            sorted({every[k] for k in horizons}) if horizons is not None else every,
+            dtype=np.int64,
+        )
         c = _Constants(model, cost)
         self._c = c
         w = c.weights
@@ -254,7 +270,7 @@ class BarPredictor:
         c = self._c
         return _bar_predict(
             raw_state, self._ring, self._count, c.norm, c.target, c.settings, c.grid, c.levels,
-            *self._weights, self._work, self.rows,
+            *self._weights, self._active, self._work, self.rows,
         )  # fmt: skip
 
 
@@ -418,10 +434,12 @@ def _bar_predict(
     condition_shift: np.ndarray,
     head: np.ndarray,
     head_bias: np.ndarray,
+    active: np.ndarray,
     work: np.ndarray,
     out: np.ndarray,
 ) -> bool:
-    """Push the z-scored state into the L-bar ring, then encoder, heads and summaries."""
+    """Push the z-scored state into the L-bar ring, then encoder, and the heads and summaries
+    of the ``active`` horizons."""
     context_len, n_features = ring.shape
     clip = settings[0]
     for i in range(context_len - 1):  # oldest first: shift up by one bar
@@ -446,7 +464,7 @@ def _bar_predict(
     for j in range(hidden):
         second[j] = _kact(second[j])
     vol = max(raw_state[int(settings[4])], settings[2])
-    for k in range(condition_shift.shape[0]):
+    for k in active:
         _dense(second, condition, condition_shift[k], t)
         for j in range(hidden):
             t[j] = _kact(t[j])

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -47,9 +48,9 @@ SignalMode = Literal["score", "forecast", "edge"]
 SIGNAL_MODES: tuple[str, ...] = ("score", "forecast", "edge")
 
 
-@dataclass(frozen=True, slots=True)
-class Assessment:
-    """What the model says about one market state."""
+class Assessment(NamedTuple):
+    """What the model says about one market state (a named tuple: built on every bar, and a
+    tuple is built several times faster than a frozen dataclass)."""
 
     direction: int  # +1 long, -1 short, 0 no view
     signal: float  # score mode: return component of the score; forecast mode: P(up) - 0.5

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,8 +46,7 @@ def lot_rules(instrument: object) -> LotRules:
     )
 
 
-@dataclass(frozen=True)
-class BarView:
+class BarView(NamedTuple):
     """One closed bar's market state and the model's reading of it."""
 
     state: np.ndarray
@@ -79,7 +78,9 @@ class BarDecider:
         self._view = NO_VIEW
         horizon = 1
         if signal_mode == "edge":  # the conditional forecaster, per bar
-            self.forecaster = BarPredictor(model.conditional, cost=costs.round_trip)
+            self.forecaster = BarPredictor(
+                model.conditional, cost=costs.round_trip, horizons=(TRADED_HORIZON,)
+            )
             horizon = model.conditional.horizons[TRADED_HORIZON]
             self._shrinkage = model.mean_shrinkage[TRADED_HORIZON]
         self.policy = Policy(

@@ -121,8 +121,10 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
         Bars per history request (Bybit serves at most 1000 klines per request).
     allow_bar_type_mismatch : bool, default False
         Use a model trained on another bar type (not recommended).
-    publish_diagnostics : bool, default True
-        Publish ``ScoreMatchingDiagnostics`` custom data on every decided bar.
+    publish_diagnostics : bool, default False
+        Publish ``ScoreMatchingDiagnostics`` custom data on every decided bar, for an actor
+        that subscribes to ``strategies.diagnostics.DIAGNOSTICS_DATA_TYPE`` (off by default:
+        building and publishing it costs ~10 us a bar, a seventh of the per-bar budget).
     record_diagnostics : bool, default False
         Keep per-bar diagnostics in memory for reports (8 bytes x 13 fields per bar; the
         backtest runner turns it on, a long-running live node should leave it off).
@@ -181,7 +183,7 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
     warmup_from_history: bool = True
     history_page_bars: PositiveInt = 1000
     allow_bar_type_mismatch: bool = False
-    publish_diagnostics: bool = True
+    publish_diagnostics: bool = False
     record_diagnostics: bool = False
     log_every_bars: NonNegativeInt = 1000
     kill_switch_path: str | None = None

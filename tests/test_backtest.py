@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from nautilus_trader.common.actor import Actor
 
 from catalogs.catalog import read_bars_frame
 from runtime.backtest import run_backtest
@@ -14,6 +15,8 @@ from runtime.reports import summarise
 from runtime.reports import write_report
 from scoremodel.features import compute_features
 from scoremodel.inference import ScoreModel
+from strategies.diagnostics import DIAGNOSTICS_DATA_TYPE
+from strategies.diagnostics import ScoreMatchingDiagnostics
 from tests.conftest import BAR_TYPE
 
 # A permissive configuration trades often enough for the assertions below.
@@ -160,3 +163,29 @@ def test_a_crash_makes_the_drawdown_rule_flatten_and_halt(outcome, run_config, t
     assert len(later) > 10
     assert (later["position_qty"] == 0).all()  # flattened on the next bar, never re-entered
     assert (later["blocked_by"] == "RISK").all()
+
+
+class DiagnosticsListener(Actor):
+    """A user's actor that subscribes to the strategy's per-bar diagnostics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[ScoreMatchingDiagnostics] = []
+
+    def on_start(self) -> None:
+        self.msgbus.subscribe(f"data.{DIAGNOSTICS_DATA_TYPE.topic}", self.received.append)
+
+
+@pytest.mark.parametrize("publish", [True, False])
+def test_diagnostics_reach_a_subscribed_actor_only_when_published(run_config, publish):
+    listener = DiagnosticsListener()
+    result = run_backtest(run_config(publish_diagnostics=publish, **ACTIVE), actors=[listener])
+    recorded = result.strategy.recorder.frame()  # the report's copy, recorded either way
+    result.engine.dispose()
+    if not publish:
+        assert listener.received == []
+        return
+    assert len(listener.received) == len(recorded) > 0
+    signals = [d.signal for d in listener.received]
+    assert np.allclose(signals, recorded["signal"].to_numpy())
+    assert [d.ts_event for d in listener.received] == list(recorded.index.asi8)

@@ -167,6 +167,23 @@ def test_batch_and_per_bar_paths_agree():
     assert np.std(batch.mean[model.context_len - 1 :, 0]) > 1e-3  # the outputs do vary
 
 
+def test_per_bar_path_computes_only_the_horizons_asked_for():
+    """The strategy trades one horizon; the others are not computed (NaN), the one asked for
+    equals the full computation."""
+    model = random_model()
+    rng = np.random.default_rng(2)
+    states = np.column_stack([rng.normal(size=(60, 4)), 0.5 + rng.random(60)])
+    every, last = BarPredictor(model, cost=0.2), BarPredictor(model, cost=0.2, horizons=(-1,))
+    for state in states:
+        if not (every.update(state) & last.update(state)):
+            continue
+        for name in ("mean", "std", "quantiles", "p_up", "p_up_cost", "p_down_cost"):
+            assert np.array_equal(getattr(last, name)[-1], getattr(every, name)[-1]), name
+            assert np.isnan(getattr(last, name)[:-1]).all(), name
+    with pytest.raises(IndexError):
+        BarPredictor(model, horizons=(model.network.n_horizons,))
+
+
 class RecordingNet(ConditionalScoreNet):
     """Records what the loss hands to the network."""
 

@@ -14,6 +14,7 @@ from evaluation.plots import write_plots
 from evaluation.summary import BASELINES
 from evaluation.summary import FILTER_VARIANTS
 from evaluation.summary import MODEL
+from evaluation.summary import MODEL_VARIANTS
 from evaluation.summary import FoldRun
 from scoremodel.training import TrainConfig
 
@@ -67,7 +68,7 @@ def verdict(results: dict) -> list[str]:
     lines.append(_baseline_line(o))
     lines.append(
         f"Luck: probabilistic Sharpe ratio {m['psr']:.2f} (P[true Sharpe > 0]); deflated Sharpe "
-        f"ratio {m['dsr']:.2f} given the {o['n_trials']} strategies evaluated here "
+        f"ratio {m['dsr']:.2f} given the {o['n_trials']} variants of the model evaluated here "
         f"({_dsr_word(m['dsr'])})."
     )
     lines.append(_ic_line(o))
@@ -311,8 +312,9 @@ def _setup(results: dict) -> list[str]:
         f"- Annualisation: {results['annualisation']} (N = {results['bars_per_year']:,.0f}; "
         f"sqrt(N) = {results['bars_per_year'] ** 0.5:,.0f}, so a small but steady loss per bar, "
         "e.g. fees, shows as a large negative Sharpe).",
-        f"- Strategies tried (N = {len(results['strategies'])} for the deflated Sharpe): "
-        + ", ".join(results["strategies"])
+        f"- Strategies tried (N = {len(MODEL_VARIANTS)} for the deflated Sharpe, the model's "
+        "variants; controls and baselines are yardsticks, not candidates): "
+        + ", ".join(MODEL_VARIANTS)
         + ".",
         "",
         *_table(["fold", "training window (bars)", "test window (bars)", "best epoch"], rows),

@@ -34,6 +34,11 @@ CONTROLS = ("ridge", "nll_mlp")  # the same policy on plain regressions of the s
 OTHER_MODES = ("model_score", "model_forecast")  # the chapter's score signal, the joint grid
 BASELINES = ("buy_and_hold", "momentum", "reversal", "random")
 STRATEGIES = (MODEL, *FILTER_VARIANTS, *OTHER_MODES, *CONTROLS, *BASELINES)
+# The deflated Sharpe's N trials: the model's variants a user could pick from this report.
+# Controls and baselines are yardsticks, not candidates; their Sharpe ratios (buy-and-hold's,
+# random draws') spread so widely that counting them made SR_0 unreachable (DSR 0.00 even for
+# a strong strategy).
+MODEL_VARIANTS = (MODEL, *FILTER_VARIANTS, *OTHER_MODES)
 IC_SIGNALS = (MODEL, *OTHER_MODES, *CONTROLS, "momentum", "reversal")
 FORECASTERS = (MODEL, *CONTROLS)  # scored by CRPS against the Gaussian rolling volatility
 
@@ -110,7 +115,7 @@ def summarise(
     draws = [chain([r.random_sims[d] for r in runs]) for d in range(len(runs[0].random_sims))]
     strategies["random"], random_gap = _random_summary(draws, strategies[MODEL]["sharpe"], per_year)
     returns = {name: sim.returns.to_numpy() for name, sim in chained.items()}
-    trials = np.array([sharpe(r) for r in returns.values()])  # per-bar SR of the N trials
+    trials = np.array([sharpe(returns[name]) for name in MODEL_VARIANTS])  # per-bar SR, N trials
     for name in STRATEGIES:
         strategies[name]["dsr"] = deflated_sharpe(returns[name], trials)
 
@@ -175,7 +180,7 @@ def summarise(
         "ood_share": filters["model"]["ood_share"],
         "filters": filters,
         "comparisons": comparisons,
-        "n_trials": len(STRATEGIES),
+        "n_trials": len(MODEL_VARIANTS),
     }
 
 

@@ -12,6 +12,7 @@ from catalogs.synthetic import generate_bars
 from evaluation import cli
 from evaluation import walk_forward
 from evaluation.folds import EvaluationInputError
+from evaluation.summary import MODEL_VARIANTS
 from evaluation.summary import STRATEGIES
 from evaluation.walk_forward import EvaluationConfig
 from evaluation.walk_forward import evaluate
@@ -97,6 +98,10 @@ def test_cli_writes_report_json_and_figures_from_a_catalog(synthetic_catalog, tm
             "psr",
             "dsr",
         } <= set(summary["strategies"]["model"])
+    # the deflated Sharpe counts the model's variants as its trials, not the yardsticks
+    assert data["overall"]["n_trials"] == len(MODEL_VARIANTS) < len(STRATEGIES)
+    for metrics in data["overall"]["strategies"].values():
+        assert metrics["dsr"] <= metrics["psr"]
     assert data["config"]["purge"] >= 61 and data["verdict"]
     report = (out / "report.md").read_text()
     assert "## Verdict" in report and "Sharpe" in report

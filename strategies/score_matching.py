@@ -63,8 +63,8 @@ from scoremodel.inference import Assessment
 from scoremodel.inference import ScoreModel
 from strategies.bar_decider import BarDecider
 from strategies.bar_decider import lot_rules
+from strategies.decision_record import DiagnosticsRecorder
 from strategies.diagnostics import DIAGNOSTICS_DATA_TYPE
-from strategies.diagnostics import DiagnosticsRecorder
 from strategies.diagnostics import ScoreMatchingDiagnostics
 from strategies.model_loading import load_model_for
 from strategies.reconciliation import VenueBooks
@@ -528,21 +528,7 @@ class ScoreMatchingStrategy(Strategy):
         self.bars_decided += 1
         blocker, risk, target = decision.blocker, decision.risk, decision.target
         if self.recorder is not None:
-            self.recorder.record(
-                bar.ts_event,
-                assessment.signal,
-                assessment.confidence,
-                assessment.log_density,
-                float(assessment.in_distribution),
-                float(blocker),
-                target,
-                position,
-                equity,
-                risk.drawdown,
-                risk.exposure,
-                float(risk.status),
-                close,
-            )
+            self.recorder.record(bar.ts_event, assessment, decision, position, equity, close)
         if self.config.publish_diagnostics:
             self.publish_data(
                 DIAGNOSTICS_DATA_TYPE,

@@ -24,6 +24,13 @@ def modules_of(package: str, skip: tuple[str, ...] = ()) -> list[str]:
     [
         ("scoremodel", ("cli",), ("nautilus_trader", "catalogs", "evaluation", "policy")),
         ("policy", (), ("nautilus_trader", "catalogs", "scoremodel", "torch")),
+        # what both engine bindings share: the decision per bar, its record, model loading and
+        # the risk-state file (the bindings, diagnostics data and venue reconciler are 1.231's)
+        (
+            "strategies",
+            ("score_matching", "score_matching_v2", "diagnostics", "reconciliation"),
+            ("nautilus_trader", "catalogs"),
+        ),
     ],
 )
 def test_package_imports_nothing_it_must_not(package, skip, forbidden):

@@ -22,8 +22,8 @@ import pytest
 
 from evaluation.plots import figure_captions
 from runtime.backtest import run_backtest
+from runtime.report_figures import equity_caption
 from runtime.reports import DAYS_PER_YEAR
-from runtime.reports import equity_caption
 from runtime.reports import tearsheet_html
 from runtime.reports import write_report
 from runtime.run_config import load_run_config

@@ -2,10 +2,11 @@
 
 For each planted market (``catalogs.planted``) and the no-edge market: train on the first
 block, early-stop on the next, test on a later block after a purge of max(h) bars; then print
-per horizon the Spearman IC (95 % block-bootstrap interval) of the score model, ridge, the
-Gaussian-NLL MLP, the oracle and the tie-broken oracle (:func:`tie_broken`); the CRPS skill
-(95 % interval) of each against a Gaussian with rolling volatility; the coverage of the
-5-95 % interval; the PIT's KS distance; the training times and the per-bar predictive cost
+per horizon the Spearman and the Pearson IC (95 % block-bootstrap intervals) of the score model,
+ridge, the Gaussian-NLL MLP, the oracle and the tie-broken oracle (:func:`tie_broken`), each
+forecast's correlation with the oracle mean (the share of the planted signal recovered); the
+CRPS skill (95 % interval) of each against a Gaussian with rolling volatility; the coverage of
+the 5-95 % interval; the PIT's KS distance; the training times and the per-bar predictive cost
 (mean / p99 us, one thread).
 
     python -m benchmarks.forecast_quality                  # full config (see --help)
@@ -114,12 +115,20 @@ def evaluate_market(kind: str, args: argparse.Namespace) -> dict:
         entry = {}
         for name, f in forecasts.items():
             ic = information_coefficient(f.mean[:, k], y, h, n_boot=args.boot, seed=args.seed)
+            pearson = information_coefficient(
+                f.mean[:, k], y, h, n_boot=args.boot, seed=args.seed, rank=False
+            )
             scores = forecast_scores(
                 np.asarray(QUANTILES), f.quantiles[:, k], f.p_up[:, k], base_sigma, y, h,
                 n_boot=args.boot,
             )  # fmt: skip
             entry[name] = {
                 "ic": [ic["value"], ic["low"], ic["high"]],
+                "pearson_ic": [pearson["value"], pearson["low"], pearson["high"]],
+                # how much of the planted signal it recovers: corr(forecast mean, oracle mean)
+                "corr_with_oracle": float(np.corrcoef(f.mean[:, k], oracle_mean[:, k])[0, 1])
+                if oracle_mean[:, k].std() > 0
+                else None,
                 "crps_skill": [
                     scores["crps_skill"],
                     scores["crps_skill_low"],
@@ -132,6 +141,10 @@ def evaluate_market(kind: str, args: argparse.Namespace) -> dict:
             oracle_ic = entry[reference]["ic"][0]
             share = entry["score"]["ic"][0] / oracle_ic if oracle_ic else None
             entry[f"score_ic_share_of_{reference}"] = share
+        oracle_pearson = entry["oracle"]["pearson_ic"][0]
+        entry["score_pearson_ic_share_of_oracle"] = (
+            entry["score"]["pearson_ic"][0] / oracle_pearson if oracle_pearson else None
+        )
         result["horizons"][f"h{h}"] = entry
     return result
 
@@ -178,17 +191,22 @@ def print_market(result: dict) -> None:
     for horizon, entry in result["horizons"].items():
         share = entry["score_ic_share_of_oracle"]
         fair = entry["score_ic_share_of_oracle_tiebroken"]
+        pearson = entry["score_pearson_ic_share_of_oracle"]
         print(
-            f"  {horizon}: score IC / oracle IC = {share:.2f}, / tie-broken oracle IC = {fair:.2f}"
-            if share and fair
+            f"  {horizon}: score IC / oracle IC = {share:.2f}, / tie-broken oracle IC = "
+            f"{fair:.2f}; score Pearson IC / oracle Pearson IC = {pearson:.2f}"
+            if share and fair and pearson
             else f"  {horizon}:"
         )
         for name in ("score", "ridge", "nll_mlp", "oracle", "oracle_tiebroken"):
             e = entry[name]
-            ic, skill = e["ic"], e["crps_skill"]
+            ic, pearson_ic, skill = e["ic"], e["pearson_ic"], e["crps_skill"]
+            recovered = e["corr_with_oracle"]
             print(
-                f"    {name:16s} IC {ic[0]:+.4f} [{ic[1]:+.4f}, {ic[2]:+.4f}]  CRPS skill "
-                f"{skill[0]:+.4f} [{skill[1]:+.4f}, {skill[2]:+.4f}]  cover90 "
+                f"    {name:16s} IC {ic[0]:+.4f} [{ic[1]:+.4f}, {ic[2]:+.4f}]  Pearson IC "
+                f"{pearson_ic[0]:+.4f} [{pearson_ic[1]:+.4f}, {pearson_ic[2]:+.4f}]  "
+                + (f"corr with oracle {recovered:.2f}  " if recovered is not None else "")
+                + f"CRPS skill {skill[0]:+.4f} [{skill[1]:+.4f}, {skill[2]:+.4f}]  cover90 "
                 f"{e['coverage_90']:.3f}  PIT KS {e['pit_ks']:.3f}"
             )
 

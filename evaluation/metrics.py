@@ -168,11 +168,16 @@ def information_coefficient(
     n_boot: int = 500,
     level: float = 0.95,
     seed: int = 0,
+    rank: bool = True,
 ) -> dict:
-    """Spearman IC of the signal against the h-bar forward return with a block-bootstrap CI.
+    """Spearman IC (``rank``) or Pearson IC (Grinold and Kahn's IC, the correlation of forecast
+    and outcome) of the signal against the h-bar forward return, with a block-bootstrap CI.
 
     Labels of neighbouring bars overlap by h - 1 bars, so pairs are resampled in circular
     blocks of b >= h bars (:func:`block_length`); the interval is the percentile interval.
+    Spearman gives tied forecasts one shared rank: a forecast that is exactly 0 on most bars
+    (a planted market's oracle) ranks differently from any forecast with noise on them, while
+    Pearson compares them on the same scale.
     """
     x, y = _finite_pairs(signal, forward)
     n = len(x)
@@ -180,15 +185,16 @@ def information_coefficient(
         return {"value": float("nan"), "low": float("nan"), "high": float("nan"), "n": n}
     block = block_length(n, horizon)
     rng = np.random.default_rng(seed)
+    transform = _rank_rows if rank else np.atleast_2d
     rho = []
     for part in np.array_split(
         block_bootstrap_indices(n, block, n_boot, rng), max(1, n_boot // 50)
     ):
-        rho.append(_row_corr(_rank_rows(x[part]), _rank_rows(y[part])))
+        rho.append(_row_corr(transform(x[part]), transform(y[part])))
     rho = np.concatenate(rho)
     tail = (1 - level) / 2
     return {
-        "value": spearman(x, y),
+        "value": spearman(x, y) if rank else float(_row_corr(x, y)),
         "low": float(np.quantile(rho, tail)),
         "high": float(np.quantile(rho, 1 - tail)),
         "n": n,

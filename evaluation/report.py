@@ -451,10 +451,16 @@ def _ic_table(results: dict) -> list[str]:
         ]
         for label, s in zip(labels, summaries, strict=True)
     ]
+    pearson = results["overall"]["pearson_ic_by_signal"]
+    rows.append(["pooled, Pearson IC", *(_ci(pearson[n]) for n in names), ""])
     return [
         "## Signal quality: Spearman IC vs the next-h-bar return [95 % block-bootstrap CI]",
         "",
         *_table(["window", *names, "model, shuffled returns [95 % of shuffles]"], rows),
+        "",
+        "Pearson IC (last row): the correlation of forecast and return, which compares a "
+        "forecast that is 0 on most bars with a noisy one on the same scale (Spearman gives "
+        "tied forecasts one shared rank).",
     ]
 
 

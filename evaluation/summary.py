@@ -123,16 +123,20 @@ def summarise(
         return np.concatenate([get(r) for r in runs])
 
     forward = pooled_array(lambda r: r.forward)
-    ic = {
-        name: information_coefficient(
-            pooled_array(lambda r, n=name: r.signals[n]),
-            forward,
-            cfg.horizon,
-            cfg.n_boot,
-            seed=cfg.seed,
-        )
-        for name in IC_SIGNALS
-    }
+    ic, pearson_ic = (
+        {
+            name: information_coefficient(
+                pooled_array(lambda r, n=name: r.signals[n]),
+                forward,
+                cfg.horizon,
+                cfg.n_boot,
+                seed=cfg.seed,
+                rank=rank,
+            )
+            for name in IC_SIGNALS
+        }
+        for rank in (True, False)
+    )
     model_signal = pooled_array(lambda r: r.signals["model"])
     baseline_sigma = pooled_array(lambda r: r.baseline_sigma)
     forecasts = {
@@ -172,6 +176,7 @@ def summarise(
         "strategies": strategies,
         "ic": ic[MODEL],
         "ic_by_signal": ic,
+        "pearson_ic_by_signal": pearson_ic,  # Grinold and Kahn's IC: no shared rank for ties
         "permutation_ic": permutation_ic(model_signal, forward, cfg.n_permutations, cfg.seed),
         "crps_model": forecast["crps_model"],
         "crps_baseline": forecast["crps_baseline"],

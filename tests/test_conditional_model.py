@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from catalogs.planted import demo_preset
 from catalogs.planted import generate_planted
 from catalogs.planted import preset
 from evaluation.metrics import information_coefficient
@@ -261,6 +262,33 @@ def test_trained_model_has_a_clearly_positive_out_of_sample_ic_on_a_planted_mark
     ic = information_coefficient(forecast.mean[rows, 0], data.test.forward[:, 0], 3, n_boot=200)
     assert ic["low"] > 0.0, ic
     assert ic["value"] > 0.03, ic
+
+
+@pytest.mark.slow
+def test_out_of_sample_the_model_recovers_most_of_a_planted_signal():
+    """The known-structure test (the demo's planted reversal on 5-minute bars, 60,000 training
+    rows, the default network, 25 epochs at most): on the test block the model's mean
+    correlates with the oracle's mean at >= 0.75 and its Pearson IC is >= 70 % of the
+    oracle's, the interval above 0 (measured: corr 0.85, IC 0.220 [0.200, 0.246] against the
+    oracle's 0.254, 87 %). Spearman's IC is not compared: the oracle is exactly 0 on the ~90 %
+    of bars without an event, one shared rank no forecast with noise can have (the tie-broken
+    oracle's Spearman IC is about half the oracle's; ``python -m benchmarks.forecast_quality``)."""
+    horizons = (6,)
+    market = generate_planted(100_000, horizons, seed=1, config=demo_preset("5min"))
+    data = prepare(market.bars, horizons, context_len=8)
+    train = ConditionalTrainConfig(max_epochs=25, patience=4, seed=2)
+    result = train_conditional(data.train.context, data.train.target, data.val.context,
+                               data.val.target, 8, train, progress=False)  # fmt: skip
+    model = ConditionalModel(result.network, result.state_dict, data.scaling)
+    states = compute_features(market.bars)
+    rows = states.index.get_indexer(data.test.index)
+    mean = predict_batch(model, states.to_numpy()).mean[rows, 0]
+    oracle = market.oracle_mean.loc[data.test.index].to_numpy()[:, 0]
+    forward = data.test.forward[:, 0]
+    assert np.corrcoef(mean, oracle)[0, 1] >= 0.75
+    ic = information_coefficient(mean, forward, 6, n_boot=200, rank=False)
+    oracle_ic = information_coefficient(oracle, forward, 6, n_boot=200, rank=False)
+    assert ic["low"] > 0.0 and ic["value"] >= 0.7 * oracle_ic["value"], (ic, oracle_ic)
 
 
 def test_forecast_benchmark_refuses_too_few_bars_with_one_line(capsys):

@@ -36,7 +36,16 @@ TINY_FLAGS = [
     "--folds", "2", "--epochs", "2", "--hidden", "16", "--blocks", "1", "--random-draws", "3",
     "--bootstrap", "50", "--scenario-samples", "200", "--pc-steps", "20",
 ]  # fmt: skip
-FOLD_KEYS = {"strategies", "ic", "permutation_ic", "crps_model", "crps_baseline", "ood_share"}
+FOLD_KEYS = {
+    "strategies",
+    "ic",
+    "ic_by_signal",
+    "pearson_ic_by_signal",
+    "permutation_ic",
+    "crps_model",
+    "crps_baseline",
+    "ood_share",
+}
 
 
 def test_each_fold_trains_only_on_bars_before_its_purge(monkeypatch):

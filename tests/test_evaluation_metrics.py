@@ -114,3 +114,22 @@ def test_strategy_metrics_of_a_hand_made_run():
     assert (m["hit_rate_low"], m["hit_rate_high"]) == pytest.approx(wilson_interval(2, 3))
     assert m["time_in_market"] == pytest.approx(3 / 4)
     assert m["sharpe_before_fees"] > m["sharpe"]
+
+
+def test_pearson_ic_does_not_rank_a_forecast_by_its_ties():
+    """A forecast that is exactly 0 except on rare events (a planted oracle), and the same
+    forecast with a tiny noise on the zeros: Spearman halves, Pearson stays (and is exact)."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    events = rng.random(n) < 0.05
+    oracle = np.where(events, rng.normal(size=n), 0.0)
+    forward = oracle + 2.0 * rng.normal(size=n)
+    noisy = oracle + 1e-6 * rng.normal(size=n)
+    tied, jittered = (information_coefficient(f, forward, 1, n_boot=50) for f in (oracle, noisy))
+    assert jittered["value"] < 0.7 * tied["value"]
+    pearson = [
+        information_coefficient(f, forward, 1, n_boot=50, rank=False) for f in (oracle, noisy)
+    ]
+    assert pearson[0]["value"] == pytest.approx(np.corrcoef(oracle, forward)[0, 1], abs=1e-12)
+    assert pearson[1]["value"] == pytest.approx(pearson[0]["value"], abs=1e-4)
+    assert pearson[0]["low"] < pearson[0]["value"] < pearson[0]["high"]

@@ -36,7 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli(lambda: _run(args), debug=args.debug)
 
 
-def _run(args: argparse.Namespace) -> None:
+def _run(args: argparse.Namespace) -> int | None:
+    import nautilus_trader
+
+    if int(nautilus_trader.__version__.split(".")[0]) >= 2:  # the NautilusTrader 2.0 binding
+        from runtime.live_v2 import live_command
+
+        return live_command(vars(args))
     from runtime import live
     from runtime.run_config import load_run_config
 

@@ -18,6 +18,8 @@ configuration's loader and its defaults live in the 1.231-only runtime.run_confi
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import tempfile
 import time
@@ -54,6 +56,12 @@ from policy.settings import PolicySettings
 from runtime.catalog_files import catalog_has_funding
 from runtime.catalog_files import read_catalog_bars
 from runtime.catalog_files import read_catalog_instrument
+from runtime.report_figures import DEFINITIONS
+from runtime.report_figures import buy_and_hold_equity
+from runtime.report_figures import cost_line
+from runtime.report_figures import fill_liquidity
+from runtime.report_figures import plot_equity
+from runtime.report_figures import returns_statistics
 from strategies.score_matching_v2 import HistoryBar
 from strategies.score_matching_v2 import ScoreMatchingStrategyV2
 from strategies.score_matching_v2 import ScoreMatchingV2Config
@@ -110,7 +118,9 @@ def run_backtest_v2(job: BacktestJob) -> BacktestV2Outcome:
             f"{len(frame)} {job.bar_type} bar(s) in {job.catalog}, at least {MIN_WINDOW_BARS} "
             "are needed: widen --start/--end"
         )
-    config = strategy_config(job.strategy, fee=float(fields["taker_fee"]))
+    config = dataclasses.replace(
+        strategy_config(job.strategy, fee=float(fields["taker_fee"])), record_diagnostics=True
+    )
     first = frame.index[0]
     history = (
         (lambda n: history_bars(job, instrument, first, n))
@@ -322,9 +332,10 @@ def backtest_command(args: dict[str, Any]) -> int:
 
 
 def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str) -> dict:
-    """fills.csv, positions.csv, account.csv and summary.json in ``directory`` (each file
-    replaced atomically); returns the summary. Not on 2.0 yet: diagnostics, equity plot,
-    tearsheet, the statistics of runtime.reports."""
+    """fills.csv, positions.csv, account.csv, diagnostics.parquet, equity.png and summary.json
+    in ``directory`` (each file replaced atomically); returns the summary. The statistics and
+    the plot are 1.231's (:mod:`runtime.report_figures`, on the equity the strategy recorded
+    at every bar); not on 2.0 yet: the HTML tearsheet."""
     import nautilus_trader
 
     engine, instrument = outcome.engine, outcome.instrument
@@ -334,6 +345,7 @@ def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str
     account = engine.cache.account_for_venue(instrument.id.venue)
     final = account.balance_total(instrument.settlement_currency).as_double()
     starting = float(job.backtest["starting_balance"])
+    diagnostics = outcome.strategy.recorder.frame()
     funded = catalog_has_funding(job.catalog, str(instrument.id))
     last_bar = outcome.bars.index[-1].value
     left_open = sum(  # never filled (cancelled on stop), though not sent on the last bar
@@ -341,9 +353,11 @@ def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str
         for order in engine.cache.orders()
         if float(order.filled_qty) == 0.0 and order.ts_init < last_bar
     )
+    taker_fee = outcome.strategy.settings.fee
     summary = {
         "engine": f"NautilusTrader {nautilus_trader.__version__}",
         "bar_type": job.bar_type,
+        "signal_mode": outcome.strategy.settings.signal_mode,
         "bars": len(outcome.bars),
         "first_bar": str(outcome.bars.index[0]),
         "last_bar": str(outcome.bars.index[-1]),
@@ -356,17 +370,36 @@ def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str
         "bars_rounded_to_tick": outcome.bars_rounded,
         "starting_equity": starting,
         "final_equity": final,
-        "total_return": final / starting - 1.0,
+        **returns_statistics(diagnostics["equity"], starting),
+        "execution": "taker",
+        **fill_liquidity(engine.cache.orders()),
+        "taker_fee": taker_fee,
+        "funding_paid": None,
         "funding": "not charged: funding is not bound on NautilusTrader 2.0 yet"
         + (" (the catalog holds funding rates)" if funded else ""),
         "wall_seconds": outcome.wall_seconds,
+        "definitions": DEFINITIONS,
     }
+    # the final balance, not the last decision's equity: a position still open at the end is
+    # closed on stop (1.231's summary uses the same)
+    summary["total_return"] = final / starting - 1.0
+    summary["fees"] = summary["fees_maker"] + summary["fees_taker"]
+    if len(diagnostics):
+        hold = buy_and_hold_equity(diagnostics["close"], starting, taker_fee)
+        summary["buy_and_hold"] = returns_statistics(hold, starting) | {
+            "final_equity": float(hold.iloc[-1])
+        }
     for name, frame in (
         ("fills.csv", fills),
         ("positions.csv", engine.generate_positions_report()),
         ("account.csv", engine.generate_account_report(instrument.id.venue)),
     ):
         write_atomically(directory / name, frame.to_csv())
+    write_atomically(directory / "diagnostics.parquet", diagnostics.to_parquet())
+    if len(diagnostics):
+        image = io.BytesIO()
+        plot_equity(diagnostics, summary, image)
+        write_atomically(directory / "equity.png", image.getvalue())
     write_atomically(directory / "summary.json", json.dumps(summary, indent=2))
     return summary
 
@@ -394,7 +427,14 @@ def format_summary_v2(summary: dict, report_dir: str) -> str:
             "final equity",
             f"{summary['final_equity']:,.2f} (start {summary['starting_equity']:,.0f})",
         ),
-        ("total return", f"{summary['total_return']:+.2%}"),
+        (
+            "total return",
+            f"{summary['total_return']:+.2%}  (buy & hold "
+            f"{summary.get('buy_and_hold', {}).get('total_return', 0.0):+.2%})",
+        ),
+        ("Sharpe", f"{summary['sharpe']:.2f}  (Sortino {summary['sortino']:.2f})"),
+        ("max drawdown", f"{summary['max_drawdown']:.2%}"),
+        ("costs", cost_line(summary)),
         ("funding", summary["funding"]),
         *(
             [("prices", f"{summary['bars_rounded_to_tick']:,} bars rounded to the price increment")]

@@ -17,10 +17,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from cli_errors import UserError
 from cli_errors import run_cli
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB_FIELDS = ("catalog", "start", "end")
@@ -85,11 +89,11 @@ def _run_v1(job: dict[str, Any]) -> dict[str, Any]:
     try:
         instrument = outcome.strategy.instrument
         account = engine.portfolio.account(instrument.id.venue)
-        recorder = outcome.strategy.recorder
         return _summary(
             engine.cache.orders(),
             account.balance_total(instrument.settlement_currency).as_double(),
-            recorder.frame()["equity"].tolist() if recorder is not None else [],
+            outcome.strategy.recorder.frame()["equity"],
+            float(job["backtest"]["starting_balance"]),
             outcome.bars,
             outcome.wall_seconds,
         )
@@ -109,7 +113,8 @@ def _run_v2(job: dict[str, Any]) -> dict[str, Any]:
         return _summary(
             engine.cache.orders(),
             account.balance_total(instrument.settlement_currency).as_double(),
-            outcome.strategy.equity_seen.tolist(),
+            outcome.strategy.recorder.frame()["equity"],
+            float(job["backtest"]["starting_balance"]),
             outcome.bars,
             outcome.wall_seconds,
         )
@@ -118,9 +123,17 @@ def _run_v2(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _summary(
-    orders: list, equity: float, equity_seen: list[float], bars: Any, seconds: float
+    orders: list,
+    equity: float,
+    equity_seen: pd.Series,
+    starting_balance: float,
+    bars: Any,
+    seconds: float,
 ) -> dict[str, Any]:
-    """The orders by bar, the final equity and the equity each decision saw."""
+    """The orders by bar, the final equity, the equity each decision saw and the report's
+    statistics of it (:func:`runtime.report_figures.returns_statistics`)."""
+    from runtime.report_figures import returns_statistics
+
     rows = sorted(
         (
             {
@@ -142,7 +155,8 @@ def _summary(
         "orders": rows,
         "final_equity": equity,
         "bars_decided": len(equity_seen),
-        "equity_seen": equity_seen,
+        "equity_seen": equity_seen.tolist(),
+        "statistics": returns_statistics(equity_seen, starting_balance),
         "bars": len(bars),
         "last_bar_ts": int(bars.index[-1].value),
         "wall_seconds": seconds,
@@ -164,12 +178,37 @@ def resolve(args: dict[str, Any]) -> dict[str, Any]:
     return {"job": job_from_run(run), "report_dir": str(run.backtest.report_dir)}
 
 
-COMMANDS = {"run": run_job, "resolve": resolve}
+def resolve_live(args: dict[str, Any]) -> dict[str, Any]:
+    """On 1.231: run_live.py's arguments (``vars(args)``) as a live job for the 2.0 node
+    (runtime.live_v2): the run configuration loaded, and the mode, the key variables, the
+    model and the risk state file checked as 1.231's run_live.py checks them."""
+    from runtime import live
+    from runtime.run_config import load_run_config
+    from strategies.score_matching import STRATEGY_RULES
+
+    run = load_run_config(args["config"])
+    mode = args["mode"] or run.live.mode
+    live.check_mode(mode, allow_mainnet=args["allow_mainnet"])
+    live.check_keys(mode)
+    live.check_inputs(run, mode)
+    strategy = live.live_strategy_config(run, mode)
+    fields = {name: _plain(getattr(strategy, name)) for name in STRATEGY_RULES}
+    fields["strategy_id"] = live.strategy_id(run.strategy)
+    fields["external_order_claims"] = [str(claim) for claim in strategy.external_order_claims]
+    return {
+        "mode": mode,
+        "strategy": fields,
+        "live": dataclasses.asdict(run.live),
+        "key_env_vars": list(live.KEY_ENV_VARS.get(mode, ())),
+    }
+
+
+COMMANDS = {"run": run_job, "resolve": resolve, "resolve_live": resolve_live}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m runtime.engines run|resolve IN.json OUT.json``; a UserError is one line
-    ``error: ...`` on stderr and exit status 2 (cli_errors.run_cli)."""
+    """``python -m runtime.engines run|resolve|resolve_live IN.json OUT.json``; a UserError is
+    one line ``error: ...`` on stderr and exit status 2 (cli_errors.run_cli)."""
     command, in_path, out_path = argv if argv is not None else sys.argv[1:]
 
     def execute() -> int:

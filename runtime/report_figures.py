@@ -10,7 +10,10 @@ sqrt(period); crypto trades every day, so period = 365.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+from typing import BinaryIO
 
 import matplotlib
 
@@ -74,7 +77,7 @@ def buy_and_hold_equity(close: pd.Series, starting_balance: float, taker_fee: fl
     return starting_balance * (1.0 - taker_fee) * close / close.iloc[0]
 
 
-def plot_equity(diagnostics: pd.DataFrame, summary: dict, path: Path) -> None:
+def plot_equity(diagnostics: pd.DataFrame, summary: dict, path: Path | BinaryIO) -> None:
     """Equity vs buy-and-hold, drawdown, and position (with price) in three panels."""
     fig, (ax_eq, ax_dd, ax_pos) = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
     starting = summary["starting_equity"]
@@ -143,3 +146,25 @@ def column_mean(frame: pd.DataFrame, column: str) -> float:
 
 def finite(value: float | None) -> float:
     return float(value) if value is not None and math.isfinite(value) else 0.0
+
+
+def fill_liquidity(orders: Iterable[Any]) -> dict[str, Any]:
+    """Fills and fees by liquidity side (maker / taker), and the maker share of fills (the
+    orders' fill events, which carry ``liquidity_side`` and ``commission`` on both engines)."""
+    counts = {"MAKER": 0, "TAKER": 0}
+    fees = {"MAKER": 0.0, "TAKER": 0.0}
+    for order in orders:
+        events = order.events() if callable(order.events) else order.events  # 2.0: a method
+        for event in events:
+            if type(event).__name__ == "OrderFilled":
+                side = event.liquidity_side.name
+                counts[side] = counts.get(side, 0) + 1
+                fees[side] = fees.get(side, 0.0) + event.commission.as_double()
+    total = counts["MAKER"] + counts["TAKER"]
+    return {
+        "fills_maker": counts["MAKER"],
+        "fills_taker": counts["TAKER"],
+        "maker_fill_share": counts["MAKER"] / total if total else 0.0,
+        "fees_maker": fees["MAKER"],
+        "fees_taker": fees["TAKER"],
+    }

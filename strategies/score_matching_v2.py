@@ -14,18 +14,27 @@ What differs from the 1.231 binding (``strategies.score_matching``):
 - the strategy's id is ``strategy_id`` (1.231: ``id``); an order just submitted is not yet
   counted in flight by 2.0's cache, so the working order is tracked by its client order id;
   accounts are copies with their whole event history, so the balance is re-read after fills;
-- not bound yet: maker execution, diagnostics on the message bus and their recorder, the kill
-  switch timer and the venue reconciler (live features), warm-up through ``request_bars``.
+- live (runtime.live_v2): warm-up bars are requested from the data client in pages, one at a
+  time (2.0's ``request_bars`` takes no callback; ``on_historical_bars`` gets one call per
+  request, an empty list included), live bars wait until they have arrived; the kill switch
+  file is polled on a timer; the balance is re-read on every bar (the venue's wallet pushes
+  move it too);
+- the per-bar record for the report (``record_diagnostics``) is 1.231's
+  (:mod:`strategies.decision_record`);
+- not bound yet: maker execution, diagnostics on the message bus, and the venue reconciler of
+  the 1.231 live node.
 """
 
 from __future__ import annotations
 
-from array import array
+import datetime as dt
+import os
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 
+from nautilus_trader.common import TimeEvent
 from nautilus_trader.model import Bar
 from nautilus_trader.model import BarType
 from nautilus_trader.model import InstrumentId
@@ -38,6 +47,7 @@ from policy.decision import Decision
 from policy.settings import PolicySettings
 from strategies.bar_decider import BarDecider
 from strategies.bar_decider import lot_rules
+from strategies.decision_record import DiagnosticsRecorder
 from strategies.model_loading import load_model_for
 from strategies.state_file import RiskStateFile
 
@@ -45,6 +55,9 @@ from strategies.state_file import RiskStateFile
 HistoryBar = tuple[int, float, float, float, float]
 # the last n bar intervals before the first traded bar (up to and including it)
 HistorySource = Callable[[int], Sequence[HistoryBar]]
+KILL_SWITCH_TIMER = "kill-switch"
+LATE_FILLS_TIMER = "close-after-stop"
+LATE_FILLS_POLL_MS = 100
 
 
 @dataclass(frozen=True)
@@ -59,10 +72,22 @@ class ScoreMatchingV2Config:
     policy: PolicySettings = field(default_factory=PolicySettings)
     allow_bar_type_mismatch: bool = False
     kill_switch_path: str | None = None
+    kill_switch_poll_secs: float = 0.0  # > 0: poll the kill switch file on a timer (live)
     state_path: str | None = None
     close_positions_on_stop: bool = True
     reduce_only_on_stop: bool = True
     strategy_id: str = "ScoreMatchingStrategy-000"
+    # without a history source: request the warm-up bars from the data client, in pages
+    warmup_from_history: bool = True
+    history_page_bars: int = 1000
+    subscribe_quotes: bool = False  # a sandbox execution client matches on quotes
+    external_order_claims: tuple[str, ...] = ()  # instruments whose venue orders it claims
+    reread_balance_every_bar: bool = False  # live: wallet pushes move the balance too
+    # live: close on stop once no order is pending, on a timer that runs during the node's
+    # post-stop wait (so a fill in flight at the stop is closed too)
+    close_fills_after_stop: bool = False
+    # keep every decided bar for the report (13 x 8 bytes a bar; the backtest turns it on)
+    record_diagnostics: bool = False
 
     @property
     def density_percentile(self) -> float:  # read by strategies.model_loading
@@ -76,7 +101,13 @@ class ScoreMatchingStrategyV2(Strategy):
         return super().__new__(cls)  # 2.0's Strategy.__new__ takes only its own config
 
     def __init__(self, config: ScoreMatchingV2Config, history: HistorySource | None = None) -> None:
-        super().__init__(StrategyConfig(strategy_id=StrategyId(config.strategy_id)))
+        claims = [InstrumentId.from_str(claim) for claim in config.external_order_claims]
+        super().__init__(
+            StrategyConfig(
+                strategy_id=StrategyId(config.strategy_id),
+                external_order_instrument_ids=claims or None,
+            )
+        )
         self.settings = config
         self.instrument_id = InstrumentId.from_str(config.instrument_id)
         self.bar_type = BarType.from_str(config.bar_type)
@@ -85,10 +116,13 @@ class ScoreMatchingStrategyV2(Strategy):
         self.instrument = None
         self.bars_decided = 0
         self.gaps_seen = 0
-        self.equity_seen = array("d")  # the equity each decision saw (8 bytes a bar)
+        self.recorder = DiagnosticsRecorder() if config.record_diagnostics else None
         self._working = None  # the client order id of the order not yet closed
         self._balance: float | None = None  # the account's balance, None: read it again
         self._risk_file: RiskStateFile | None = None
+        self._history_pages: list[tuple[dt.datetime, dt.datetime]] = []  # still to request
+        self._history_pending = False
+        self._buffered: list[Bar] = []  # live bars that arrived during the warm-up
 
     def on_start(self) -> None:
         self.instrument = self.cache.instrument(self.instrument_id)
@@ -99,6 +133,8 @@ class ScoreMatchingStrategyV2(Strategy):
         if config.state_path:
             self._risk_file = RiskStateFile(config.state_path)
             risk = self._risk_file.load()
+            if risk is not None:
+                self.log.info(f"restored risk state from {config.state_path}: {risk}")
         self.decider = BarDecider(
             config.policy,
             config.signal_mode,
@@ -112,19 +148,108 @@ class ScoreMatchingStrategyV2(Strategy):
             for ts_ns, high, low, close, volume in self.history(self.decider.history_bars()):
                 if self.decider.accept(ts_ns) is not None:
                     self.decider.observe(high, low, close, volume)
+        elif config.warmup_from_history:
+            self._request_history()
+        if config.kill_switch_path and config.kill_switch_poll_secs > 0:
+            self.clock.set_timer(
+                KILL_SWITCH_TIMER,
+                dt.timedelta(seconds=config.kill_switch_poll_secs),
+                callback=self._poll_kill_switch,
+            )
         self.subscribe_bars(self.bar_type)
+        if config.subscribe_quotes:
+            self.subscribe_quotes(self.instrument_id)
+
+    # ----- warm-up from the data client (live) ----------------------------------------------
+
+    def _request_history(self) -> None:
+        """Request the warm-up bars in pages the venue accepts, one page at a time; live bars
+        wait in a buffer until the last page has arrived."""
+        interval = dt.timedelta(microseconds=self.bar_type.spec.get_interval_ns() / 1000)
+        end = self.clock.utc_now()
+        start = end - self.decider.history_bars() * interval
+        page = self.settings.history_page_bars * interval
+        while start < end:
+            self._history_pages.append((start, min(start + page, end)))
+            start += page
+        self._history_pending = True
+        self._request_next_page()
+
+    def _request_next_page(self) -> None:
+        if not self._history_pages:
+            self._finish_history()
+            return
+        start, end = self._history_pages.pop(0)
+        self.request_bars(self.bar_type, start=start, end=end)
+
+    def on_historical_bars(self, bars: Sequence[Bar]) -> None:
+        if not self._history_pending:
+            return
+        decider = self.decider
+        for bar in bars:
+            if bar.bar_type == self.bar_type and decider.accept(bar.ts_event) is not None:
+                decider.observe(
+                    bar.high.as_double(), bar.low.as_double(), bar.close.as_double(),
+                    bar.volume.as_double(),
+                )  # fmt: skip
+        self._request_next_page()
+
+    def _finish_history(self) -> None:
+        self._history_pending = False
+        self.log.info(f"warm-up history received up to {self.decider.last_bar_ns} ns")
+        buffered, self._buffered = self._buffered, []
+        for bar in buffered:
+            self.on_bar(bar)
+
+    # ----- the kill switch (live) ------------------------------------------------------------
+
+    def _poll_kill_switch(self, _event: TimeEvent | None = None) -> None:
+        """While the kill switch file exists: halt, cancel, and close the position as soon as
+        no order of the strategy is pending (one in flight when the file appeared may fill)."""
+        path = self.settings.kill_switch_path
+        if not path or not os.path.exists(path) or self.decider is None:
+            return
+        risk = self.decider.policy.risk
+        if not risk.halted:
+            self.decider.policy.halt(self.clock.timestamp_ns(), f"kill switch {path}")
+            self.log.warning("kill switch file found: cancel, flatten, halt")
+            self.cancel_all_orders(self.instrument_id)
+            if self._risk_file is not None:
+                self._risk_file.save_if_changed(self.decider.policy.risk)
+        pending = any(
+            not order.is_closed
+            for order in self.cache.orders(
+                instrument_id=self.instrument_id, strategy_id=self.strategy_id
+            )
+        )
+        if not pending and self.cache.positions_open(
+            instrument_id=self.instrument_id, strategy_id=self.strategy_id
+        ):
+            self.close_all_positions(self.instrument_id, reduce_only=True)
 
     def on_stop(self) -> None:
         self.cancel_all_orders(self.instrument_id)
-        if self.settings.close_positions_on_stop:
+        if self.settings.close_positions_on_stop and self.settings.close_fills_after_stop:
+            # live: 2.0 (rc6) stops a Python strategy without waiting for orders in flight
+            self.clock.set_timer(
+                LATE_FILLS_TIMER,
+                dt.timedelta(milliseconds=LATE_FILLS_POLL_MS),
+                callback=self._close_after_stop,
+            )
+        elif self.settings.close_positions_on_stop:
             self.close_all_positions(
                 self.instrument_id, reduce_only=self.settings.reduce_only_on_stop
             )
         self.unsubscribe_bars(self.bar_type)
+        if self.settings.subscribe_quotes:
+            self.unsubscribe_quotes(self.instrument_id)
         if self._risk_file is not None:
             self._risk_file.save_if_changed(self.decider.policy.risk)
 
     def on_bar(self, bar: Bar) -> None:
+        if self._history_pending:
+            self._buffered.append(bar)
+            return
         decider = self.decider
         missing = decider.accept(bar.ts_event)
         if missing is None:
@@ -139,10 +264,11 @@ class ScoreMatchingStrategyV2(Strategy):
         if view is None:
             return  # still warming up
         close = bar.close.as_double()
+        if self.settings.reread_balance_every_bar:
+            self._balance = None
         position, equity = self._position_and_equity(close)
         if decider.halt_on_kill_switch(self.settings.kill_switch_path, bar.ts_event):
             self.log.warning("kill switch file found: flattening and halting")
-        self.equity_seen.append(equity)
         was_halted = decider.policy.risk.halted
         decision = decider.decide(bar.ts_event, view, equity, close, position)
         if decider.policy.risk.halted and not was_halted:
@@ -150,6 +276,8 @@ class ScoreMatchingStrategyV2(Strategy):
         if decision.order != 0.0 and not self._order_working():
             self._submit(decision)
         self.bars_decided += 1
+        if self.recorder is not None:
+            self.recorder.record(bar.ts_event, view.assessment, decision, position, equity, close)
         if self._risk_file is not None:
             self._risk_file.save_if_changed(decider.policy.risk)
 
@@ -175,12 +303,30 @@ class ScoreMatchingStrategyV2(Strategy):
     def on_order_filled(self, _event: object) -> None:
         self._balance = None  # a fill moves the balance (commission, realised PnL)
 
+    def _close_after_stop(self, _event: TimeEvent | None = None) -> None:
+        """After the stop, while the node waits for residual events: close the position once no
+        order of the strategy is pending, a fill in flight at the stop included (2.0 calls no
+        handler of a stopped strategy, but its timers still run)."""
+        pending = any(
+            not order.is_closed
+            for order in self.cache.orders(
+                instrument_id=self.instrument_id, strategy_id=self.strategy_id
+            )
+        )
+        if not pending and self.cache.positions_open(
+            instrument_id=self.instrument_id, strategy_id=self.strategy_id
+        ):
+            self.log.info("stopped: closing the position")
+            self.close_all_positions(
+                self.instrument_id, reduce_only=self.settings.reduce_only_on_stop
+            )
+
     def _position_and_equity(self, price: float) -> tuple[float, float]:
         """This strategy's signed position, and account balance + its unrealised PnL at price.
 
         2.0 hands out accounts as copies with their whole event history (0.1-0.2 ms a call
         after a thousand fills), so the balance is read again only after a fill: in a backtest
-        nothing else moves it (a live binding must also re-read it on account updates)."""
+        nothing else moves it (live, ``reread_balance_every_bar`` re-reads it on every bar)."""
         if self._balance is None:
             account = self.cache.account_for_venue(self.instrument_id.venue)
             if account is None:

@@ -35,7 +35,12 @@ LOT = 0.001  # its size increment
 TAKER_FEE = 0.00055  # its taker fee
 EQUITY_TOLERANCE = 1e-4  # USDT: fees are rounded to 8 decimals on each fill
 EQUITY_DRIFT = 1e-4  # of the starting balance: one-tick fill differences, with slippage
-ENGINE_FREE = ("strategies.bar_decider", "runtime.catalog_files", "runtime.engines")
+ENGINE_FREE = (
+    "strategies.bar_decider",
+    "strategies.decision_record",
+    "runtime.catalog_files",
+    "runtime.engines",
+)
 
 
 def test_the_code_both_bindings_share_imports_no_engine():
@@ -169,6 +174,8 @@ def test_same_orders_fills_and_equity_without_slippage(job, tmp_path):
     assert v2["bars_decided"] == v1["bars_decided"] > 0
     assert v2["equity_seen"] == pytest.approx(v1["equity_seen"], abs=EQUITY_TOLERANCE)
     assert v2["final_equity"] == pytest.approx(v1["final_equity"] - end_fees, abs=EQUITY_TOLERANCE)
+    # the report's statistics: one function on both engines, over the same recorded equity
+    assert v2["statistics"] == pytest.approx(v1["statistics"], rel=1e-6, abs=1e-9)
 
 
 def test_default_slippage_moves_fills_by_one_tick_only(job, tmp_path):
@@ -217,10 +224,17 @@ def test_run_backtest_on_v2_writes_the_report_of_the_same_run(job, tmp_path):
         "fills.csv",
         "positions.csv",
         "account.csv",
+        "diagnostics.parquet",
+        "equity.png",
         "summary.json",
     }
+    assert (report / "equity.png").stat().st_size > 5_000
+    assert "Sharpe" in done.stdout and "buy & hold" in done.stdout
     v2 = run_job(job) if engine_major() == 2 else in_other_engine("run", job, tmp_path)
     assert summary["final_equity"] == pytest.approx(v2["final_equity"], abs=EQUITY_TOLERANCE)
+    for name in ("sharpe", "sortino", "max_drawdown"):
+        assert summary[name] == pytest.approx(v2["statistics"][name], rel=1e-9), name
+    assert summary["fills_taker"] == summary["fills"] and summary["fees"] > 0
 
 
 def test_run_backtest_on_v2_refuses_a_missing_catalog_in_one_line(job, tmp_path):

@@ -52,7 +52,6 @@ from nautilus_trader.analysis import TrackingError
 from nautilus_trader.analysis import WinRate
 from nautilus_trader.analysis import create_tearsheet_from_stats
 from nautilus_trader.analysis.tearsheet import _register_tearsheet_chart
-from nautilus_trader.model.events import OrderFilled
 from plotly import graph_objects as go
 
 from runtime.backtest import BacktestOutcome
@@ -65,6 +64,7 @@ from runtime.report_figures import by_nanoseconds
 from runtime.report_figures import column_mean
 from runtime.report_figures import cost_line
 from runtime.report_figures import daily_returns
+from runtime.report_figures import fill_liquidity
 from runtime.report_figures import finite
 from runtime.report_figures import plot_equity
 from runtime.report_figures import returns_statistics
@@ -105,7 +105,7 @@ def summarise(outcome: BacktestOutcome) -> dict:
         "win_rate": finite(WinRate().calculate_from_realized_pnls(realised)) if realised else 0.0,
         "closed_trades": len(realised),
         "fees": fees,
-        **fill_liquidity(engine),
+        **fill_liquidity(engine.cache.orders()),
         **maker_orders(run.backtest.execution, strategy),
         **funding_figures(outcome),
         "taker_fee": float(instrument.taker_fee),
@@ -203,26 +203,6 @@ def format_summary(summary: dict, report_dir: str | Path | None = None) -> str:
         rows.append(("report", str(Path(report_dir).resolve())))
     title = f"Backtest {s['bar_type']} ({s['signal_mode']} mode)"
     return "\n".join([title, *(f"  {label:<16}{text}" for label, text in rows)])
-
-
-def fill_liquidity(engine: Any) -> dict[str, Any]:
-    """Fills and fees by liquidity side (maker / taker), and the maker share of fills."""
-    counts = {"MAKER": 0, "TAKER": 0}
-    fees = {"MAKER": 0.0, "TAKER": 0.0}
-    for order in engine.cache.orders():
-        for event in order.events:
-            if isinstance(event, OrderFilled):
-                side = event.liquidity_side.name
-                counts[side] = counts.get(side, 0) + 1
-                fees[side] = fees.get(side, 0.0) + event.commission.as_double()
-    total = counts["MAKER"] + counts["TAKER"]
-    return {
-        "fills_maker": counts["MAKER"],
-        "fills_taker": counts["TAKER"],
-        "maker_fill_share": counts["MAKER"] / total if total else 0.0,
-        "fees_maker": fees["MAKER"],
-        "fees_taker": fees["TAKER"],
-    }
 
 
 def maker_orders(execution: str, strategy: Any) -> dict[str, Any]:

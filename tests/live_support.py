@@ -31,21 +31,12 @@ from tests.bybit_emulator import EmulatorConfig
 from tests.bybit_emulator import EmulatorServer
 from tests.bybit_emulator.harness import run_loop_until
 from tests.bybit_emulator.harness import wait_for_bar_headroom
+from tests.live_settings import MINUTE_BAR_TYPE
+from tests.live_settings import MINUTE_NS
+from tests.live_settings import PERMISSIVE
 
 BTC = InstrumentId.from_str("BTCUSDT-LINEAR.BYBIT")
-MINUTE_BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-MINUTE-LAST-EXTERNAL"
-MINUTE_NS = 60_000_000_000
 MS = 1_000_000
-#: Strategy settings that let the quickly trained model trade on (almost) every bar.
-PERMISSIVE = {  # trade on (nearly) every bar: these tests are about the live plumbing
-    "signal_mode": "score",
-    "min_confidence": 0.0,
-    "consistency_bars": 1,
-    "density_percentile": 0.0,
-    "no_trade_band": 0.0,
-    "target_annual_vol": 0.5,
-    "history_page_bars": 25,  # the 62 warm-up bars arrive in three pages
-}
 
 
 def market_frames(bars: pd.DataFrame, history: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -31,25 +31,16 @@ from tests.bybit_emulator import TEST_API_KEY
 from tests.bybit_emulator import TEST_API_SECRET
 from tests.bybit_emulator import EmulatorConfig
 from tests.bybit_emulator import EmulatorServer
+from tests.live_settings import MINUTE_BAR_TYPE
+from tests.live_settings import MINUTE_NS
+from tests.live_settings import PERMISSIVE
 
 # importable on 1.231 too (its venv runs make_inputs); the tests run on 2.0 only
 pytestmark = pytest.mark.skipif(
     engine_major() < 2, reason="NautilusTrader 2.0: NAUTILUS=2 make test"
 )
 
-MINUTE_BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-MINUTE-LAST-EXTERNAL"
-MINUTE_NS = 60_000_000_000
 HISTORY_BARS = 200  # closed bars the emulator holds when the node starts
-#: trade on (nearly) every bar: these tests are about the live plumbing (tests/live_support.py)
-PERMISSIVE = {
-    "signal_mode": "score",
-    "min_confidence": 0.0,
-    "consistency_bars": 1,
-    "density_percentile": 0.0,
-    "no_trade_band": 0.0,
-    "target_annual_vol": 0.5,
-    "history_page_bars": 25,  # the warm-up bars arrive in pages
-}
 KEY_VARS = (
     "BYBIT_DEMO_API_KEY",
     "BYBIT_DEMO_API_SECRET",

@@ -302,7 +302,7 @@ def write_tearsheet(outcome: BacktestOutcome, path: str | Path) -> Path:
 
 def _cost_info(outcome: BacktestOutcome, code: str) -> dict[str, str]:
     """Fees by liquidity side, funding and the fill shares, for the tearsheet's account table."""
-    liquidity = fill_liquidity(outcome.engine)
+    liquidity = fill_liquidity(outcome.engine.cache.orders())
     funding = funding_figures(outcome)
     paid = funding["funding_paid"]
     fills = liquidity["fills_maker"] + liquidity["fills_taker"]

@@ -4,12 +4,16 @@ memory, the object store's cap, and a projection for a large sweep from the meas
     python -m benchmarks --ray                        # the demo's 30,000 hourly bars, 5 folds
     python -m benchmarks --ray --bars 6000 --epochs 5 # a quicker look
 
-Runs, on the same bars and settings, the default evaluation (every fold with 1 pinned torch
-and BLAS thread) serially in this process and with ``--workers`` local Ray workers, checks
-that both give identical results, then times ``--tasks`` empty Ray tasks (the per-task
-overhead). Peak memory is the largest summed RSS of this process and all its descendants
-(Ray's GCS, raylet and workers), sampled every 0.2 s. Writes ``--out`` (JSON), replaces the
-Ray rows of ``--table`` (docs/benchmarks.md) and prints the figures.
+Runs, on the same bars and settings, the default evaluation (every fold and the scenario checks
+with 1 pinned torch and BLAS thread) serially in this process and with ``--workers`` local Ray
+workers (the scenario checks as a task beside the last folds), checks that both give identical
+results, then times ``--tasks`` empty Ray tasks (the per-task overhead). Each run's wall time
+is split into setup (features, fold layout), the folds, the pooled summary and the scenario
+checks (on Ray: how long they ran beside the folds, and how long the command still waited for
+them after the pooled summary). Peak memory is the largest summed RSS of this process and all
+its descendants (Ray's GCS, raylet and workers), sampled every 0.2 s. Writes ``--out`` (JSON),
+replaces the Ray rows of ``--table`` (docs/benchmarks.md) and prints the figures; point both
+elsewhere for a trial run.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any
 from catalogs.synthetic import generate_bars
 from evaluation.parallel import DEFAULT_OBJECT_STORE_BYTES
 from evaluation.parallel import Task
-from evaluation.parallel import ray_folds
+from evaluation.parallel import ray_evaluation
 from evaluation.parallel import ray_session
 from evaluation.parallel import run_tasks
 from evaluation.parallel import write_atomically
@@ -95,16 +99,13 @@ def same_figures(first: dict, second: dict) -> bool:
     return text(first) == text(second)
 
 
-class FoldClock:
-    """An evaluation's log that notes when the folds are done (the scenario checks start)."""
-
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.folds_s = math.nan
-
-    def __call__(self, line: str) -> None:
-        if line.startswith("scenarios"):
-            self.folds_s = time.perf_counter() - self.started
+def time_split(timings: dict) -> str:
+    """An evaluation's ``results["timings"]`` in words."""
+    return (
+        f"setup {timings['setup_s']:.0f} s, folds {timings['folds_s']:.0f} s, pooled summary "
+        f"{timings['pooled_s']:.0f} s, scenario checks {timings['scenarios_s']:.0f} s (waited "
+        f"for after the pooled summary: {timings['scenarios_wait_s']:.0f} s)"
+    )
 
 
 def timed(function: Callable[[], Any]) -> tuple[Any, float]:
@@ -116,10 +117,10 @@ def timed(function: Callable[[], Any]) -> tuple[Any, float]:
 def projection(figures: dict, args: argparse.Namespace) -> dict:
     """Wall time of an instruments x trials sweep on a cluster, from the measured costs.
 
-    A sweep trial is one task on one core: the walk-forward folds one after the other, without
-    the scenario checks, so it costs what the folds took in the serial evaluation; Ray adds the
-    measured overhead per task."""
-    trial_s = figures["serial_folds_s"]
+    A sweep trial is one task on one core: the walk-forward folds one after the other and their
+    pooled summary, without the scenario checks, so it costs what those took in the serial
+    evaluation; Ray adds the measured overhead per task."""
+    trial_s = figures["serial_trial_s"]
     slots = args.nodes * args.cores_per_node
     tasks = args.instruments * args.trials
     waves = math.ceil(tasks / slots)
@@ -149,6 +150,9 @@ def table_rows(figures: dict) -> list[str]:
         f"{figures['ray_start_s']:.1f} s included), {identical}: speedup "
         f"{figures['speedup']:.2f}x (the folds alone: {figures['serial_folds_s']:.0f} s -> "
         f"{figures['ray_folds_s']:.0f} s, {figures['folds_speedup']:.2f}x)",
+        "time split, serial": time_split(figures["serial_timings"]),
+        f"time split, {figures['workers']} workers": f"Ray start {figures['ray_start_s']:.1f} s, "
+        + time_split(figures["ray_timings"]),
         "overhead per task": f"{figures['overhead_per_task_ms']:.1f} ms "
         f"({figures['tasks']} empty tasks on {figures['workers']} workers)",
         "peak RSS": f"serial {figures['serial_peak_rss_mb']:,.0f} MB, with Ray "
@@ -212,12 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     evaluate(bars.iloc[:3_000], "warm-up", warm_up, log=quiet)  # compile kernels, load libs
     with PeakMemory() as serial_memory:
-        clock = FoldClock()
         (serial, _, _), figures["serial_s"] = timed(
-            lambda: evaluate(bars, "bench", config, log=clock)
+            lambda: evaluate(bars, "bench", config, log=quiet)
         )
     figures["serial_peak_rss_mb"] = serial_memory.peak_bytes / 2**20
-    figures["serial_folds_s"] = clock.folds_s
+    figures["serial_timings"] = serial["timings"]
+    figures["serial_folds_s"] = serial["timings"]["folds_s"]
+    figures["serial_trial_s"] = sum(
+        serial["timings"][k] for k in ("setup_s", "folds_s", "pooled_s")
+    )
     print(json.dumps(figures), flush=True)  # partial figures, in case a later phase fails
     with PeakMemory() as ray_memory:
         started = time.perf_counter()
@@ -226,12 +233,12 @@ def main(argv: list[str] | None = None) -> int:
 
             figures["ray_start_s"] = time.perf_counter() - started
             figures["object_store_bytes"] = ray.cluster_resources()["object_store_memory"]
-            clock = FoldClock()
             (parallel, _, _), seconds = timed(
-                lambda: evaluate(bars, "bench", config, log=clock, fold_runner=ray_folds)
+                lambda: evaluate(bars, "bench", config, log=quiet, runner=ray_evaluation)
             )
             figures["ray_workers_s"] = figures["ray_start_s"] + seconds
-            figures["ray_folds_s"] = clock.folds_s
+            figures["ray_timings"] = parallel["timings"]
+            figures["ray_folds_s"] = parallel["timings"]["folds_s"]
             tasks = [Task(f"empty {n}", empty_task) for n in range(args.tasks)]
             _, empty_s = timed(lambda: run_tasks(tasks, progress=quiet))
     figures["ray_peak_rss_mb"] = ray_memory.peak_bytes / 2**20
@@ -246,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     write_atomically(Path(args.out), lambda path: path.write_text(json.dumps(figures, indent=2)))
     rows = table_rows(figures)
     update_table(Path(args.table), rows)
+    print(f"serial: {time_split(serial['timings'])}")
+    print(f"Ray: start {figures['ray_start_s']:.1f} s, {time_split(parallel['timings'])}")
     print("\n".join(rows))
     print(f"figures: {Path(args.out).resolve()}; rows replaced in {Path(args.table).resolve()}")
     return 0

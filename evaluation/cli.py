@@ -9,6 +9,7 @@ configuration's catalog and bar type, from ``--catalog``/``--bar-type``, or from
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -24,13 +25,16 @@ from cli_errors import run_cli
 from evaluation.folds import EvaluationInputError
 from evaluation.parallel import DEFAULT_TASK_THREADS
 from evaluation.parallel import default_workers
-from evaluation.parallel import ray_folds
+from evaluation.parallel import ray_evaluation
 from evaluation.parallel import ray_session
+from evaluation.parallel import write_atomically
+from evaluation.report import jsonable
 from evaluation.report import verdict
 from evaluation.report import write_report
 from evaluation.walk_forward import EVAL_CONDITIONAL
 from evaluation.walk_forward import EVAL_TRAINING
 from evaluation.walk_forward import EvaluationConfig
+from evaluation.walk_forward import ScenarioChecksError
 from evaluation.walk_forward import evaluate
 from evaluation.walk_forward import funded_bars
 from evaluation.walk_forward import run_execution
@@ -40,6 +44,7 @@ from scoremodel.training import TrainConfig
 DEFAULT_REPORT_DIR = "reports/evaluation"
 DEFAULT_SWEEP_DIR = "reports/sweep"
 DEFAULT_INSTRUMENTS_DIR = "reports/instruments"
+PARTIAL_RESULTS = "evaluation.partial.json"  # a run whose scenario checks failed
 
 
 class CatalogLocationError(UserError):
@@ -74,8 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_evaluation_options(parser)
     _add_ray_options(
         parser,
-        "run the folds as Ray tasks on a local Ray with N CPUs "
-        "(--workers alone: all cores); default: the folds one after the other here",
+        "run the folds and the scenario checks as Ray tasks on a local Ray with N CPUs "
+        "(--workers alone: all cores); default: one after the other here",
     )
     add_debug_flag(parser)
     return parser
@@ -188,16 +193,33 @@ def _evaluate(args: argparse.Namespace) -> int:
     bars, source = _csv_bars(args) if args.csv else _catalog_bars(args, run)
     parallel = args.workers is not None or args.ray_address is not None
     config = evaluation_config(args, run)
-    if parallel:
-        with ray_session(args.workers, args.ray_address):
-            results, runs, scenarios = evaluate(bars, source, config, fold_runner=ray_folds)
-    else:
-        results, runs, scenarios = evaluate(bars, source, config)
+    try:
+        if parallel:
+            with ray_session(args.workers, args.ray_address):
+                results, runs, scenarios = evaluate(bars, source, config, runner=ray_evaluation)
+        else:
+            results, runs, scenarios = evaluate(bars, source, config)
+    except ScenarioChecksError as error:
+        _keep_finished_folds(args, error.results)
+        raise
     results["policy_source"] = args.config or "the defaults (no --config)"
     directory = write_report(args.out, results, runs, scenarios)
     print("\n".join(f"- {line}" for line in verdict(results)))
     print(f"report: {(directory / 'report.md').resolve()} ({results['seconds']:.0f} s)")
     return 0
+
+
+def _keep_finished_folds(args: argparse.Namespace, results: dict) -> None:
+    """The folds' and the pooled results of a run whose scenario checks failed, saved as
+    OUT/evaluation.partial.json (report.md and the figures need the scenario checks)."""
+    results = {**results, "policy_source": args.config or "the defaults (no --config)"}
+    path = Path(args.out) / PARTIAL_RESULTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda temporary: temporary.write_text(json.dumps(jsonable(results))))
+    print(
+        f"the scenario checks failed; the folds and the pooled summary are kept in {path}",
+        file=sys.stderr,
+    )
 
 
 def _sweep(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from evaluation.folds import Fold
     from evaluation.summary import FoldRun
     from evaluation.walk_forward import EvaluationConfig
+    from evaluation.walk_forward import EvaluationTasks
     from scoremodel.datasets import MarketDataset
 
 # Ray's shared-memory object store; the bars and fold inputs are a few MB, so 1 GiB leaves a
@@ -98,6 +99,11 @@ class TaskOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def state(self) -> str:
+        """``done``, or ``FAILED: <error>`` (for progress lines)."""
+        return "done" if self.ok else f"FAILED: {self.error}"
 
 
 def default_workers() -> int:
@@ -185,7 +191,8 @@ def ray_session(
     object_store_bytes: int = DEFAULT_OBJECT_STORE_BYTES,
 ) -> Iterator[None]:
     """Ray for the duration of the block: a local instance (``workers`` CPUs, default all
-    cores) or the running cluster at ``address``; shut down (disconnected) afterwards."""
+    cores, workers at this process's priority) or the running cluster at ``address``; shut
+    down (disconnected) afterwards."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network, no telemetry
     import ray
 
@@ -210,6 +217,9 @@ def ray_session(
             ray.init(
                 num_cpus=workers or default_workers(),
                 object_store_memory=object_store_bytes,
+                # Ray lowers its workers' priority (nice 15) by default; the command's tasks
+                # run at the command's own priority, as they do in the serial run.
+                _system_config={"worker_niceness": 0},
                 **options,
             )
     except (ConnectionError, RuntimeError, ValueError) as error:
@@ -258,33 +268,20 @@ def run_tasks(
             outcomes[position] = TaskOutcome(task, stored, reused=True)
     if outcomes:
         progress(f"{what}: {len(outcomes)}/{len(tasks)} finished before (results reused)")
-    shared_worker = ray.remote(max_retries=0)(_call)
-    own_worker = ray.remote(max_retries=0, max_calls=1)(_call)
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    cpus = _cluster_cpus(ray)
     pending: dict[Any, tuple[int, float]] = {}
     for position, task in enumerate(tasks):
-        if position in outcomes:
-            continue
-        remote = own_worker if task.fresh_process else shared_worker
-        # A task reserves a CPU per thread (at most the cluster's, or it could never start).
-        remote = remote.options(num_cpus=min(task.threads, cpus))
-        reference = remote.remote(task.function, task.threads, *task.args)
-        pending[reference] = (position, time.perf_counter())
+        if position not in outcomes:
+            pending[_submit(ray, task, cpus)] = (position, time.perf_counter())
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         position, started = pending.pop(ready[0])
         task = tasks[position]
-        seconds = time.perf_counter() - started
-        try:
-            outcome = TaskOutcome(task, ray.get(ready[0]), seconds=seconds)
-        except ray.exceptions.RayError as error:
-            cause = getattr(error, "cause", None) or error
-            outcome = TaskOutcome(task, error=_error_line(cause), seconds=seconds, exception=cause)
+        outcome = _outcome(ray, task, ready[0], time.perf_counter() - started)
         if outcome.ok and directory is not None:
             _store_result(directory, task, outcome.value)
         outcomes[position] = outcome
-        state = "done" if outcome.ok else f"FAILED: {outcome.error}"
-        progress(f"{what}: {len(outcomes)}/{len(tasks)} finished ({task.label} {state})")
+        progress(f"{what}: {len(outcomes)}/{len(tasks)} finished ({task.label} {outcome.state})")
     return [outcomes[position] for position in range(len(tasks))]
 
 
@@ -307,33 +304,144 @@ def ray_folds(
     cfg: EvaluationConfig,
     per_year: float,
 ) -> list[tuple[FoldRun, float]]:
-    """The walk-forward folds as Ray tasks (a ``fold_runner`` for
-    :func:`evaluation.walk_forward.evaluate`): the bars and features go to the object store
-    once, each fold trains and trades in a worker; (run, seconds) per fold, in fold order.
+    """The walk-forward folds alone as Ray tasks, what
+    :func:`evaluation.walk_forward.serial_folds` gives: (run, seconds) per fold, in fold order.
     A failing fold raises its own exception (the evaluation needs every fold)."""
-    ray = _session()
+    return list(_WalkForwardTasks(bars, dataset, folds, source, cfg, per_year, False).folds())
 
-    from evaluation.walk_forward import run_fold
 
-    shared_bars, shared_dataset = ray.put(bars), ray.put(dataset)
-    # Longest training window first: expanding folds of unequal cost then pack onto the
-    # workers more evenly (5 folds on 2 workers: the largest two start together).
-    order = sorted(range(len(folds)), key=lambda position: -len(folds[position].train))
-    tasks = [
-        Task(
-            f"fold {folds[position].index}",
-            run_fold,
-            (shared_bars, shared_dataset, folds[position], source, cfg, per_year),
-            threads=fold_threads(cfg),
+def ray_evaluation(
+    bars: pd.DataFrame,
+    dataset: MarketDataset,
+    folds: list[Fold],
+    source: str,
+    cfg: EvaluationConfig,
+    per_year: float,
+) -> EvaluationTasks:
+    """The folds and the scenario checks as Ray tasks (a runner for
+    :func:`evaluation.walk_forward.evaluate`, same results as its serial one).
+
+    The bars and features go to the object store once. The last fold (the longest training
+    window of expanding folds) starts first and the others longest first; the scenario checks,
+    which need only the last fold's model, start as soon as it is trained, before any fold still
+    waiting, so they overlap the remaining folds (5 folds on 2 workers: one trains the last fold
+    and runs the checks while the other trains the next folds), and the pooled summary is
+    computed here while they may still run. A failing fold raises its own exception once every
+    fold finished; a failing scenario task raises its own from ``scenarios()`` after the folds
+    were returned."""
+    from evaluation.walk_forward import EvaluationTasks
+
+    tasks = _WalkForwardTasks(bars, dataset, folds, source, cfg, per_year, True)
+    return EvaluationTasks(tasks.folds(), tasks.scenarios)
+
+
+class _WalkForwardTasks:
+    """Fold tasks and the scenario task submitted in priority order, at most one per free task
+    slot: Ray queues tasks first come, first served, and a task that waits for another's
+    result would queue behind every fold submitted before it; submitting only into free slots
+    lets the scenario task go before the folds still waiting."""
+
+    def __init__(
+        self,
+        bars: pd.DataFrame,
+        dataset: MarketDataset,
+        folds: list[Fold],
+        source: str,
+        cfg: EvaluationConfig,
+        per_year: float,
+        with_scenarios: bool,
+    ) -> None:
+        from evaluation.walk_forward import run_fold
+        from evaluation.walk_forward import scenario_checks
+
+        self.ray = _session()
+        self.cpus = _cluster_cpus(self.ray)
+        self.threads = fold_threads(cfg)
+        self.slots = max(1, self.cpus // min(self.threads, self.cpus))
+        shared_bars, shared_dataset = self.ray.put(bars), self.ray.put(dataset)
+        self.scenario_arguments = (shared_bars, shared_dataset, cfg)
+        self.scenario_function = scenario_checks if with_scenarios else None
+        self.last = len(folds) - 1  # the scenario checks use the last fold's model
+        # Longest training window first, the last fold before any other as long: expanding
+        # folds of unequal cost then pack onto the workers more evenly.
+        order = sorted(
+            range(len(folds)),
+            key=lambda position: (-len(folds[position].train), position != self.last),
         )
-        for position in order
-    ]
-    by_position = dict(zip(order, run_tasks(tasks, what="folds"), strict=True))
-    outcomes = [by_position[position] for position in range(len(folds))]
-    for outcome in outcomes:
-        if not outcome.ok:
-            raise outcome.exception
-    return [(outcome.value, outcome.seconds) for outcome in outcomes]
+        self.waiting: list[tuple[int | None, Task]] = [
+            (
+                position,
+                Task(
+                    f"fold {folds[position].index}",
+                    run_fold,
+                    (shared_bars, shared_dataset, folds[position], source, cfg, per_year),
+                    threads=self.threads,
+                ),
+            )
+            for position in order
+        ]
+        self.n_folds = len(folds)
+        self.fold_outcomes: dict[int, TaskOutcome] = {}
+        self.scenario_outcome: TaskOutcome | None = None
+        self.running: dict[Any, tuple[int | None, Task, float]] = {}
+
+    def folds(self) -> Iterator[tuple[FoldRun, float]]:
+        """Run until every fold finished; (run, seconds) in fold order, or the first failed
+        fold's exception (the scenario task, if started, is cancelled then)."""
+        while len(self.fold_outcomes) < self.n_folds:
+            self._step()
+        outcomes = [self.fold_outcomes[position] for position in range(self.n_folds)]
+        failed = [outcome for outcome in outcomes if not outcome.ok]
+        if failed:
+            for reference, (position, _, _) in self.running.items():
+                if position is None:
+                    self.ray.cancel(reference, force=True)
+            raise failed[0].exception
+        yield from ((outcome.value, outcome.seconds) for outcome in outcomes)
+
+    def scenarios(self) -> tuple[dict, float]:
+        """Wait for the scenario task: (its checks, its seconds), or its own exception."""
+        while self.scenario_outcome is None:
+            self._step()
+        if not self.scenario_outcome.ok:
+            raise self.scenario_outcome.exception
+        return self.scenario_outcome.value, self.scenario_outcome.seconds
+
+    def _step(self) -> None:
+        """Fill the free slots in priority order, wait for the next finished task, fill the
+        slot it freed (before its result is fetched here), then take its outcome."""
+        self._fill_slots()
+        ready, _ = self.ray.wait(list(self.running), num_returns=1)
+        position, task, started = self.running.pop(ready[0])
+        seconds = time.perf_counter() - started
+        if position == self.last and self.scenario_function is not None:
+            # The run stays in the object store: the scenario task reads it from there (a
+            # failed last fold fails it too; the fold's own error is the one raised).
+            checks = Task(
+                "scenario checks",
+                self.scenario_function,
+                (*self.scenario_arguments[:2], ready[0], self.scenario_arguments[2]),
+                threads=self.threads,
+            )
+            self.waiting.insert(0, (None, checks))
+        self._fill_slots()
+        outcome = _outcome(self.ray, task, ready[0], seconds)
+        if position is None:
+            self.scenario_outcome = outcome
+            print(f"scenarios: finished ({task.label} {outcome.state})", flush=True)
+            return
+        self.fold_outcomes[position] = outcome
+        print(
+            f"folds: {len(self.fold_outcomes)}/{self.n_folds} finished ({task.label} "
+            f"{outcome.state})",
+            flush=True,
+        )
+
+    def _fill_slots(self) -> None:
+        while self.waiting and len(self.running) < self.slots:
+            position, task = self.waiting.pop(0)
+            reference = _submit(self.ray, task, self.cpus)
+            self.running[reference] = (position, task, time.perf_counter())
 
 
 def fold_threads(cfg: EvaluationConfig) -> int:
@@ -347,7 +455,37 @@ def _call(function: Callable[..., Any], threads: int, *args: Any) -> Any:
         return function(*args)
 
 
-def _error_line(error: BaseException) -> str:
+def _cluster_cpus(ray: Any) -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def _submit(ray: Any, task: Task, cpus: int) -> Any:
+    """Submit ``task``; its ObjectRef. A task reserves a CPU per thread (at most the
+    cluster's, or it could never start); ``fresh_process`` gives it a worker of its own."""
+    remote = _remote_call(task.fresh_process).options(num_cpus=min(task.threads, cpus))
+    return remote.remote(task.function, task.threads, *task.args)
+
+
+@functools.cache
+def _remote_call(fresh_process: bool) -> Any:
+    """:func:`_call` as a Ray remote function (made once: each one is exported to Ray)."""
+    import ray
+
+    if fresh_process:
+        return ray.remote(max_retries=0, max_calls=1)(_call)
+    return ray.remote(max_retries=0)(_call)
+
+
+def _outcome(ray: Any, task: Task, reference: Any, seconds: float) -> TaskOutcome:
+    """The finished task's result, or its error (the task's own exception kept)."""
+    try:
+        return TaskOutcome(task, ray.get(reference), seconds=seconds)
+    except ray.exceptions.RayError as error:
+        cause = getattr(error, "cause", None) or error
+        return TaskOutcome(task, error=error_line(cause), seconds=seconds, exception=cause)
+
+
+def error_line(error: BaseException) -> str:
     """An exception as one line: type and message, without a traceback."""
     return f"{type(error).__name__}: {' '.join(str(error).split())}"[:500]
 

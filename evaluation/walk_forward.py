@@ -6,6 +6,11 @@ the test window -> the model strategy, its filter variants and the baselines thr
 simulator -> metrics, IC, CRPS, filter diagnostics. Then the same over all test windows pooled,
 and scenario checks with the last fold's model. Nothing is tuned on test windows: every
 setting is fixed in :class:`EvaluationConfig` and written to the report.
+
+A runner (:func:`serial_evaluation` here, :func:`evaluation.parallel.ray_evaluation` on Ray)
+runs the folds and the scenario checks; the pooled summary is computed in this process while
+the scenario checks may still run elsewhere. Both runners pin the same thread counts and seeds,
+so they give the same results bit for bit.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from evaluation.folds import Scheme
 from evaluation.folds import default_purge
 from evaluation.folds import walk_forward_folds
 from evaluation.forecast_quality import rolling_volatility_forecast
+from evaluation.parallel import error_line
 from evaluation.parallel import fold_threads
 from evaluation.parallel import pinned_threads
 from evaluation.scenarios import forward_return_check
@@ -132,26 +138,39 @@ def bars_per_year(index: pd.DatetimeIndex) -> tuple[float, pd.Timedelta]:
     return SECONDS_PER_YEAR / step.total_seconds(), step
 
 
+class ScenarioChecksError(RuntimeError):
+    """The scenario checks failed after every fold finished: ``results`` holds the folds and
+    the pooled summary (``results["scenarios"]`` the error), ``runs`` the fold runs."""
+
+    def __init__(self, message: str, results: dict, runs: list[FoldRun]) -> None:
+        super().__init__(message)
+        self.results = results
+        self.runs = runs
+
+
 def evaluate(
     bars: pd.DataFrame,
     source: str,
     config: EvaluationConfig = EvaluationConfig(),
     log: Callable[[str], None] = print,
-    fold_runner: FoldRunner | None = None,
+    runner: EvaluationRunner | None = None,
 ) -> tuple[dict, list[FoldRun], dict]:
     """Run the walk-forward evaluation; returns (results for JSON, fold runs, plot data).
 
-    ``fold_runner`` runs the folds (default :func:`serial_folds`, in this process; the Ray
-    runner :func:`evaluation.parallel.ray_folds` runs them as parallel tasks, same results)."""
+    ``runner`` runs the folds and the scenario checks (default :func:`serial_evaluation`, in
+    this process; :func:`evaluation.parallel.ray_evaluation` runs them as Ray tasks, the
+    scenario checks overlapping the last folds, same results). ``results["timings"]`` splits
+    the wall time. When the scenario checks fail, :class:`ScenarioChecksError` carries the
+    finished folds and the pooled summary."""
     cfg = config.resolved()
     started = time.perf_counter()
     per_year, step = bars_per_year(bars.index)
     dataset, folds = fold_setup(bars, cfg)
     log(f"{len(bars):,} bars of {source}, {len(folds)} {cfg.scheme} folds, bar = {step}")
+    timings = {"setup_s": time.perf_counter() - started}
+    tasks = (runner or serial_evaluation)(bars, dataset, folds, source, cfg, per_year)
     runs = []
-    for fold_run, seconds in (fold_runner or serial_folds)(
-        bars, dataset, folds, source, cfg, per_year
-    ):
+    for fold_run, seconds in tasks.folds:
         runs.append(fold_run)
         fold = fold_run.fold
         model_sharpe = fold_run.summary["strategies"][MODEL]["sharpe"]
@@ -159,9 +178,12 @@ def evaluate(
             f"fold {fold.index}: train {len(fold.train):,} bars, test {len(fold.test):,} bars, "
             f"model Sharpe {model_sharpe:+.2f} ({seconds:.0f} s)"
         )
+    timings["folds_s"] = time.perf_counter() - started - timings["setup_s"]
+    pooled_started = time.perf_counter()
     overall = summarise(runs, cfg, per_year, header={"folds": len(runs)})
+    timings["pooled_s"] = time.perf_counter() - pooled_started
     log("scenarios: predictor-corrector samples and inpainted forward returns")
-    scenarios = _scenarios(bars, dataset, runs[-1], cfg)
+    waiting = time.perf_counter()
     results = {
         "source": source,
         "bars": len(bars),
@@ -175,9 +197,22 @@ def evaluate(
         "folds": [run.summary for run in runs],
         "overall": overall,
         "costs": costs_summary(cfg.execution, runs),
-        "scenarios": scenarios["summary"],
-        "seconds": round(time.perf_counter() - started, 1),
     }
+    try:
+        scenarios, timings["scenarios_s"] = tasks.scenarios()
+    except Exception as error:  # the folds' work is kept: the caller may save it
+        line = error_line(error)
+        log(f"scenarios FAILED: {line}")
+        results["scenarios"] = {"error": line}
+        raise ScenarioChecksError(
+            f"the scenario checks failed ({line}) after all {len(runs)} folds finished",
+            results,
+            runs,
+        ) from error
+    timings["scenarios_wait_s"] = time.perf_counter() - waiting
+    results["scenarios"] = scenarios["summary"]
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    results["timings"] = {name: round(value, 2) for name, value in timings.items()}
     return results, runs, scenarios
 
 
@@ -243,10 +278,46 @@ def fold_setup(bars: pd.DataFrame, cfg: EvaluationConfig) -> tuple[MarketDataset
     return dataset, folds
 
 
-FoldRunner = Callable[
-    [pd.DataFrame, MarketDataset, list[Fold], str, EvaluationConfig, float],
-    Iterable[tuple[FoldRun, float]],
+@dataclass(frozen=True)
+class EvaluationTasks:
+    """What a runner returns: the fold runs and the scenario checks of the last fold's model.
+
+    ``folds`` yields (run, seconds) in fold order; ``scenarios()``, called after them, returns
+    (the checks of :func:`scenario_checks`, their seconds), or raises the checks' own error."""
+
+    folds: Iterable[tuple[FoldRun, float]]
+    scenarios: Callable[[], tuple[dict, float]]
+
+
+EvaluationRunner = Callable[
+    [pd.DataFrame, MarketDataset, list[Fold], str, EvaluationConfig, float], EvaluationTasks
 ]
+
+
+def serial_evaluation(
+    bars: pd.DataFrame,
+    dataset: MarketDataset,
+    folds: list[Fold],
+    source: str,
+    cfg: EvaluationConfig,
+    per_year: float,
+) -> EvaluationTasks:
+    """The folds (:func:`serial_folds`), then the scenario checks, in this process, each with
+    the thread count a Ray task pins (:func:`evaluation.parallel.fold_threads`)."""
+    runs: list[FoldRun] = []
+
+    def fold_runs() -> Iterator[tuple[FoldRun, float]]:
+        for fold_run, seconds in serial_folds(bars, dataset, folds, source, cfg, per_year):
+            runs.append(fold_run)
+            yield fold_run, seconds
+
+    def scenarios() -> tuple[dict, float]:
+        started = time.perf_counter()
+        with pinned_threads(fold_threads(cfg)):
+            checks = scenario_checks(bars, dataset, runs[-1], cfg)
+        return checks, time.perf_counter() - started
+
+    return EvaluationTasks(fold_runs(), scenarios)
 
 
 def serial_folds(
@@ -352,7 +423,9 @@ def run_fold(
     run_ = FoldRun(
         fold=fold,
         sims=sims,
-        random_sims=random_sims,
+        # Only the draws' metrics are pooled; their per-bar decisions (Python objects) took most
+        # of the time to pickle a fold's result for the trip back from a Ray worker.
+        random_sims=[replace(sim, decisions=[]) for sim in random_sims],
         signals=fold_signals,
         forward=dataset.forward.loc[test_index].to_numpy(),
         predictives={name: (p.quantiles, p.p_up) for name, p in predictives.items()},
@@ -472,10 +545,11 @@ def _window(bars: pd.DataFrame, fold: Fold, model: ScoreModel) -> dict:
     }
 
 
-def _scenarios(
+def scenario_checks(
     bars: pd.DataFrame, dataset: MarketDataset, run: FoldRun, cfg: EvaluationConfig
 ) -> dict:
-    """Realism of the last fold model's samples against that fold's held-out test states."""
+    """Realism of a fold model's samples (the evaluation: the last fold's) against that fold's
+    held-out test states, and its inpainted forward returns against the realised ones."""
     model, fold = run.model, run.fold
     names = list(DEFAULT_SPEC.names)
     heldout_index = bars.index[fold.test.start : fold.test.stop]

@@ -23,6 +23,21 @@ FIGURES = {
     "tasks": 200,
     "serial_s": 600.0,
     "serial_folds_s": 500.0,
+    "serial_trial_s": 520.0,
+    "serial_timings": {
+        "setup_s": 1.0,
+        "folds_s": 500.0,
+        "pooled_s": 19.0,
+        "scenarios_s": 80.0,
+        "scenarios_wait_s": 80.0,
+    },
+    "ray_timings": {
+        "setup_s": 1.0,
+        "folds_s": 280.0,
+        "pooled_s": 21.0,
+        "scenarios_s": 84.0,
+        "scenarios_wait_s": 0.0,
+    },
     "ray_workers_s": 350.0,
     "ray_folds_s": 280.0,
     "ray_start_s": 6.0,
@@ -56,10 +71,14 @@ def test_the_ray_rows_replace_their_old_values_and_keep_the_other_rows(tmp_path)
     lines = table.read_text().splitlines()
     assert lines[:3] == ["| measure | result |", "|---|---|", "| 1. bare engine | 1 bars/s |"]
     ray_rows = [line for line in lines if line.startswith("| Ray")]
-    assert len(ray_rows) == 5 and "999" not in table.read_text()
+    assert len(ray_rows) == 7 and "999" not in table.read_text()
     text = "\n".join(ray_rows)
     for phrase in ("600 s", "350 s", "1.71x", "3.0 ms", "6,000 MB", "capped at 1,024 MB", "6.7 h"):
         assert phrase in text, phrase
+    split = "\n".join(row for row in ray_rows if "time split" in row)
+    for phrase in ("folds 500 s", "pooled summary 19 s", "scenario checks 80 s", "start 6.0 s",
+                   "folds 280 s", "after the pooled summary: 0 s"):  # fmt: skip
+        assert phrase in split, phrase
 
 
 def test_tasks_refuse_to_start_an_uncapped_ray():

@@ -9,7 +9,7 @@ ifeq ($(NAUTILUS),2)
 PY := .venv-v2/bin/python
 # the suite's part that has a 2.0 binding (README, "NautilusTrader 2.0"); tests/conftest.py
 # imports 1.231's API
-TESTS := --noconftest tests/test_engine_parity.py tests/test_live_v2.py
+TESTS := --noconftest tests/test_engine_parity.py tests/test_v2_maker_funding.py tests/test_live_v2.py
 # both engines (benchmarks/run.py is 1.231's)
 BENCH := benchmarks.engines
 

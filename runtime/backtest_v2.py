@@ -11,9 +11,20 @@ supported by runtime queries"), so the bars and the instrument are read from the
 Parquet files with pyarrow (:mod:`runtime.catalog_files`) and built as 2.0 objects here; the
 strategy's warm-up bars (the 1.231 strategy requests them from the catalog) are handed to it.
 
-Not bound on 2.0 yet: maker execution, funding (runtime.funding is a 1.231 SimulationModule),
-the HTML tearsheet. A job (:class:`BacktestJob`) carries every setting explicitly: the run
-configuration's loader and its defaults live in the 1.231-only runtime.run_config.
+Execution ``maker`` is 1.231's (post-only limits one tick inside the decision bar's close,
+cancelled unfilled after ``maker_timeout_bars`` bars, a limit fills only when a bar trades
+through it: ``prob_fill_on_limit=0``, no slippage, the maker fee).
+
+Funding: 2.0's exchange settles ``FundingRateUpdate`` data itself (1.231 needs the
+runtime.funding module). The catalog's rates are handed to it so that it charges 1.231's rule:
+each rate due at its funding time (``next_funding_ns``), after a ``MarkPriceUpdate`` at the
+close of the last bar at or before that time (2.0 settles at the cached mark price, else at
+the book's mid). Without stored rates for the window, funding is not charged and the report
+says so.
+
+Not bound on 2.0 yet: the HTML tearsheet. A job (:class:`BacktestJob`) carries every setting
+explicitly: the run configuration's loader and its defaults live in the 1.231-only
+runtime.run_config.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from nautilus_trader.backtest import BacktestEngine
 from nautilus_trader.backtest import BacktestEngineConfig
@@ -41,7 +53,9 @@ from nautilus_trader.model import Bar
 from nautilus_trader.model import BarType
 from nautilus_trader.model import CryptoPerpetual
 from nautilus_trader.model import Currency
+from nautilus_trader.model import FundingRateUpdate
 from nautilus_trader.model import InstrumentId
+from nautilus_trader.model import MarkPriceUpdate
 from nautilus_trader.model import Money
 from nautilus_trader.model import OmsType
 from nautilus_trader.model import Price
@@ -52,9 +66,12 @@ from nautilus_trader.model import Symbol
 from nautilus_trader.model import TraderId
 
 from cli_errors import UserError
+from policy.costs import MAKER
+from policy.costs import TAKER
+from policy.costs import funding_marks
 from policy.settings import PolicySettings
-from runtime.catalog_files import catalog_has_funding
 from runtime.catalog_files import read_catalog_bars
+from runtime.catalog_files import read_catalog_funding
 from runtime.catalog_files import read_catalog_instrument
 from runtime.report_figures import DEFINITIONS
 from runtime.report_figures import buy_and_hold_equity
@@ -96,16 +113,12 @@ class BacktestV2Outcome:
     bars: pd.DataFrame
     wall_seconds: float
     bars_rounded: int  # bars whose prices were moved onto the price increment
+    funding_times: int  # funding times in the window with a mark price (the catalog's rates)
 
 
 def run_backtest_v2(job: BacktestJob) -> BacktestV2Outcome:
     """Build the 2.0 engine for ``job``, run it, and return it with the strategy."""
     settings = job.backtest
-    if "maker" in (settings.get("execution"), job.strategy.get("execution")):
-        raise BacktestV2Error(
-            "execution: maker is not bound on NautilusTrader 2.0 yet; use execution: taker, "
-            "or run on 1.231 (make demo)"
-        )
     fields = read_catalog_instrument(job.catalog, job.strategy["instrument_id"])
     instrument = make_instrument(fields)
     start, end = _utc(job.start), _utc(job.end)
@@ -119,7 +132,13 @@ def run_backtest_v2(job: BacktestJob) -> BacktestV2Outcome:
             "are needed: widen --start/--end"
         )
     config = dataclasses.replace(
-        strategy_config(job.strategy, fee=float(fields["taker_fee"])), record_diagnostics=True
+        strategy_config(
+            job.strategy, fee=float(fields["taker_fee"]), maker_fee=float(fields["maker_fee"])
+        ),
+        record_diagnostics=True,
+        # the run configuration's style and timeout (backtest.*), as 1.231's execution_fields
+        execution=settings.get("execution", TAKER),
+        maker_timeout_bars=int(settings.get("maker_timeout_bars", 1)),
     )
     first = frame.index[0]
     history = (
@@ -133,12 +152,55 @@ def run_backtest_v2(job: BacktestJob) -> BacktestV2Outcome:
     engine.add_data(make_bars(frame, bar_type, instrument))
     if settings.get("fill_at", "next_open") == "next_open":
         engine.add_data(next_open_quotes(frame, instrument))
+    rates = read_catalog_funding(job.catalog, str(instrument.id), frame.index[0], frame.index[-1])
+    funding = funding_data(rates, instrument, frame)
+    if funding:
+        engine.add_data(funding)
     strategy = ScoreMatchingStrategyV2(config, history=history)
     engine.add_strategy(strategy)
     started = time.perf_counter()
     engine.run()
     seconds = time.perf_counter() - started
-    return BacktestV2Outcome(engine, strategy, instrument, frame, seconds, rounded)
+    return BacktestV2Outcome(
+        engine, strategy, instrument, frame, seconds, rounded, len(funding) // 2
+    )
+
+
+def funding_data(
+    rates: pd.Series, instrument: CryptoPerpetual, frame: pd.DataFrame
+) -> list[MarkPriceUpdate | FundingRateUpdate]:
+    """Funding ``rates`` (runtime.catalog_files.read_catalog_funding) as the data 2.0's
+    exchange settles funding from, by runtime.funding's rule on 1.231: at each funding time a
+    mark price, the close of the last bar at or before it (policy.costs.funding_marks), then
+    the rate, due at that time (``next_funding_ns`` = the funding time: the exchange charges
+    position x mark x rate on the open position at once). A funding time before the first
+    close is not charged."""
+    if rates.empty:
+        return []
+    times = rates.index.asi8
+    marks = funding_marks(frame.index.asi8, frame["close"].to_numpy(), times)
+    minutes = int(rates.attrs["interval"] / pd.Timedelta(minutes=1))
+    data: list[MarkPriceUpdate | FundingRateUpdate] = []
+    for ts, mark, rate in zip(times.tolist(), marks, rates.attrs["decimals"], strict=True):
+        if np.isnan(mark):
+            continue
+        data.append(MarkPriceUpdate(instrument.id, instrument.make_price(mark), ts, ts))
+        data.append(FundingRateUpdate(instrument.id, Decimal(rate), ts, ts, minutes, ts))
+    return data
+
+
+def funding_settlements_v2(engine: BacktestEngine, instrument: CryptoPerpetual) -> list[float]:
+    """The funding the exchange settled on the instrument's positions, one amount per charge
+    in time order: positive paid, negative received (the sign of runtime.funding's payments).
+    Read from the positions' funding adjustments (closed positions: their snapshots)."""
+    charges: dict[str, tuple[int, float]] = {}
+    positions = [*engine.cache.positions(instrument_id=instrument.id)]
+    for position in [*positions, *engine.cache.position_snapshots()]:
+        for adjustment in position.adjustments():
+            if adjustment.adjustment_type.name == "FUNDING" and adjustment.pnl_change:
+                paid = -adjustment.pnl_change.as_double()
+                charges[str(adjustment.event_id)] = (adjustment.ts_event, paid)
+    return [paid for _, paid in sorted(charges.values())]
 
 
 def on_tick_grid(frame: pd.DataFrame, instrument: CryptoPerpetual) -> tuple[pd.DataFrame, int]:
@@ -158,12 +220,16 @@ def on_tick_grid(frame: pd.DataFrame, instrument: CryptoPerpetual) -> tuple[pd.D
     return frame, int(moved.sum())
 
 
-def strategy_config(fields: dict[str, Any], fee: float) -> ScoreMatchingV2Config:
-    """The 2.0 strategy config from the 1.231 config's fields (policy fields included)."""
-    names = set(ScoreMatchingV2Config.__dataclass_fields__) - {"policy", "fee"}
+def strategy_config(
+    fields: dict[str, Any], fee: float, maker_fee: float | None = None
+) -> ScoreMatchingV2Config:
+    """The 2.0 strategy config from the 1.231 config's fields (policy fields included), with
+    the venue's taker and maker fees (2.0 instruments carry none)."""
+    names = set(ScoreMatchingV2Config.__dataclass_fields__) - {"policy", "fee", "maker_fee"}
     return ScoreMatchingV2Config(
         **{name: fields[name] for name in names if name in fields},
         fee=fee,
+        maker_fee=maker_fee,
         policy=PolicySettings.from_fields(fields),
     )
 
@@ -196,6 +262,7 @@ def build_engine_v2(
     settings: dict[str, Any], instrument: CryptoPerpetual, fields: dict[str, Any]
 ) -> BacktestEngine:
     """A 2.0 BacktestEngine with the Bybit-like venue of runtime.backtest.build_engine."""
+    maker = settings.get("execution", TAKER) == MAKER
     engine = BacktestEngine(
         BacktestEngineConfig(
             trader_id=TraderId("BACKTESTER-001"),
@@ -214,8 +281,10 @@ def build_engine_v2(
         default_leverage=Decimal(str(settings["venue_leverage"])),
         margin_model=StandardMarginModel(),
         fill_model=DefaultFillModel(
-            prob_fill_on_limit=1.0,
-            prob_slippage=float(settings["slippage_probability"]),
+            # maker: a limit fills only when a bar trades through it, and never slips (the
+            # fill rule of runtime.backtest, 1.231's FillModel settings)
+            prob_fill_on_limit=0.0 if maker else 1.0,
+            prob_slippage=0.0 if maker else float(settings["slippage_probability"]),
             random_seed=int(settings["seed"]),
         ),
         fee_model=MakerTakerFeeModel(Decimal(fields["maker_fee"]), Decimal(fields["taker_fee"])),
@@ -346,14 +415,9 @@ def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str
     final = account.balance_total(instrument.settlement_currency).as_double()
     starting = float(job.backtest["starting_balance"])
     diagnostics = outcome.strategy.recorder.frame()
-    funded = catalog_has_funding(job.catalog, str(instrument.id))
-    last_bar = outcome.bars.index[-1].value
-    left_open = sum(  # never filled (cancelled on stop), though not sent on the last bar
-        1
-        for order in engine.cache.orders()
-        if float(order.filled_qty) == 0.0 and order.ts_init < last_bar
-    )
+    left_open = orders_left_open(outcome)
     taker_fee = outcome.strategy.settings.fee
+    charges = funding_settlements_v2(engine, instrument)
     summary = {
         "engine": f"NautilusTrader {nautilus_trader.__version__}",
         "bar_type": job.bar_type,
@@ -371,12 +435,10 @@ def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str
         "starting_equity": starting,
         "final_equity": final,
         **returns_statistics(diagnostics["equity"], starting),
-        "execution": "taker",
+        **maker_orders_v2(outcome.strategy),
         **fill_liquidity(engine.cache.orders()),
         "taker_fee": taker_fee,
-        "funding_paid": None,
-        "funding": "not charged: funding is not bound on NautilusTrader 2.0 yet"
-        + (" (the catalog holds funding rates)" if funded else ""),
+        **funding_figures_v2(charges, outcome.funding_times, job.catalog, instrument),
         "wall_seconds": outcome.wall_seconds,
         "definitions": DEFINITIONS,
     }
@@ -404,6 +466,67 @@ def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str
     return summary
 
 
+def orders_left_open(outcome: BacktestV2Outcome) -> int:
+    """Orders never filled though sent before the end of the data (they were cancelled on
+    stop): off-tick prices do that on 2.0. Not counted: orders sent on the last bar, post-only
+    orders rejected as crossing, those the maker timeout cancelled, and maker orders whose
+    timeout runs past the last bar."""
+    strategy = outcome.strategy
+    settings = strategy.settings
+    last_bar = outcome.bars.index[-1].value
+    if settings.execution == MAKER:
+        last_bar -= (settings.maker_timeout_bars - 1) * strategy.bar_type.spec.get_interval_ns()
+    return sum(
+        1
+        for order in outcome.engine.cache.orders()
+        if float(order.filled_qty) == 0.0
+        and order.ts_init < last_bar
+        and order.status.name != "REJECTED"
+        and order.client_order_id not in strategy.maker_cancelled
+    )
+
+
+def funding_figures_v2(
+    charges: list[float], funding_times: int, catalog: str, instrument: CryptoPerpetual
+) -> dict[str, Any]:
+    """funding_paid (signed: positive paid, negative received, None when not charged), the
+    number of charges and a one-line note (the fields of 1.231's runtime.reports)."""
+    if not funding_times:
+        symbol = instrument.id.symbol.value.split("-")[0]
+        return {
+            "funding_paid": None,
+            "funding_charges": 0,
+            "funding": (
+                f"not charged: {catalog} holds no funding rates for {instrument.id} in this "
+                f"window (fetch them with `python -m catalogs fetch-funding --symbol {symbol} "
+                f"--catalog {catalog}`, on the 1.231 venv)"
+            ),
+        }
+    paid = float(sum(charges))
+    return {
+        "funding_paid": paid,
+        "funding_charges": len(charges),
+        "funding": (
+            f"charged from the catalog's funding rates: {funding_times} funding times in the "
+            f"window, {len(charges)} with an open position; "
+            f"{'paid' if paid >= 0 else 'received'} {abs(paid):,.2f}"
+        ),
+    }
+
+
+def maker_orders_v2(strategy: ScoreMatchingStrategyV2) -> dict[str, Any]:
+    """The execution style and, for maker, what became of its post-only orders (the fields
+    of 1.231's report, runtime.reports.maker_orders)."""
+    execution = strategy.settings.execution
+    stats = strategy.maker_stats if execution == MAKER else {}
+    return {
+        "execution": execution,
+        "maker_orders": stats.get("submitted", 0),
+        "unfilled_orders": stats.get("unfilled", 0),
+        "post_only_rejected": stats.get("post_only_rejected", 0),
+    }
+
+
 def format_summary_v2(summary: dict, report_dir: str) -> str:
     """A readable block for the terminal."""
     rows = [
@@ -412,7 +535,23 @@ def format_summary_v2(summary: dict, report_dir: str) -> str:
             "bars",
             f"{summary['bars']:,} ({summary['first_bar'][:16]} .. {summary['last_bar'][:16]})",
         ),
-        ("orders / fills", f"{summary['orders']:,} / {summary['fills']:,}"),
+        (
+            "orders / fills",
+            f"{summary['orders']:,} / {summary['fills']:,} ({summary['execution']} execution)",
+        ),
+        *(
+            [
+                (
+                    "maker orders",
+                    f"{summary['maker_orders']:,} post-only, {summary['unfilled_orders']:,} "
+                    f"cancelled unfilled, {summary['post_only_rejected']:,} rejected as "
+                    f"crossing; fills {summary['fills_maker']} maker / "
+                    f"{summary['fills_taker']} taker",
+                )
+            ]
+            if summary["execution"] == MAKER
+            else []
+        ),
         *(
             [
                 (

@@ -5,12 +5,14 @@ supported by runtime queries; run `nautilus catalog migrate-parquet`"), and :mod
 reads them through 1.231's API; the 2.0 binding (:mod:`runtime.backtest_v2`) reads them here,
 with pyarrow. Layout: ``data/bar/<bar type>/*.parquet`` with ``open``..``volume`` as 128-bit
 little-endian fixed-point integers (16 decimals) and ``ts_event``/``ts_init`` in ns;
-``data/<instrument class>/<instrument id>/*.parquet`` with one row of string fields.
-Reads only.
+``data/<instrument class>/<instrument id>/*.parquet`` with one row of string fields;
+``data/funding_rate_update/<instrument id>/*.parquet`` with ``rate`` as a JSON decimal string,
+``interval`` in minutes and ``ts_event`` (the funding time) in ns. Reads only.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +88,50 @@ def read_catalog_instrument(catalog: str | Path, instrument_id: str) -> dict[str
     )
 
 
+def read_catalog_funding(
+    catalog: str | Path,
+    instrument_id: str,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> pd.Series:
+    """The stored funding rates of ``instrument_id`` with funding times in [start, end]
+    (inclusive), as :func:`catalogs.funding.read_funding` reads them: a float Series named
+    ``rate`` indexed by UTC funding time (empty when none are stored); ``attrs["interval"]``
+    is the funding interval (a Timedelta, None when empty) and ``attrs["decimals"]`` the
+    rates as stored (decimal strings, e.g. "0.00010000")."""
+    files = sorted(_funding_directory(catalog, instrument_id).glob("*.parquet"))
+    if not files:
+        series = pd.Series(
+            dtype=float, index=pd.DatetimeIndex([], tz="UTC").as_unit("ns"), name="rate"
+        )
+        series.attrs.update(interval=None, decimals=[])
+        return series
+    table = pa.concat_tables([pq.read_table(file) for file in files]).sort_by("ts_event")
+    times = table.column("ts_event").to_numpy().astype(np.int64)
+    keep = np.ones(len(times), dtype=bool)
+    if start is not None:
+        keep &= times >= start.value
+    if end is not None:
+        keep &= times <= end.value
+    stored = table.column("rate").to_pylist()
+    decimals = [json.loads(raw) for raw, kept in zip(stored, keep, strict=True) if kept]
+    index = pd.DatetimeIndex(pd.to_datetime(times[keep], utc=True)).as_unit("ns")
+    series = pd.Series([float(rate) for rate in decimals], index=index, name="rate", dtype=float)
+    minutes = table.column("interval").to_pylist()
+    series.attrs.update(
+        interval=pd.Timedelta(minutes=minutes[0]) if minutes and minutes[0] else None,
+        decimals=decimals,
+    )
+    return series
+
+
 def catalog_has_funding(catalog: str | Path, instrument_id: str) -> bool:
     """True when the catalog stores funding rates for the instrument (catalogs.funding)."""
-    return any((Path(catalog) / "data").glob(f"funding_rate_update/{instrument_id}/*.parquet"))
+    return any(_funding_directory(catalog, instrument_id).glob("*.parquet"))
+
+
+def _funding_directory(catalog: str | Path, instrument_id: str) -> Path:
+    return Path(catalog) / "data" / "funding_rate_update" / instrument_id
 
 
 def _fixed_to_float(column: pa.ChunkedArray) -> np.ndarray:

@@ -96,6 +96,8 @@ def _run_v1(job: dict[str, Any]) -> dict[str, Any]:
             float(job["backtest"]["starting_balance"]),
             outcome.bars,
             outcome.wall_seconds,
+            outcome.strategy.maker_stats,
+            None if outcome.funding is None else outcome.funding.funding_paid,
         )
     finally:
         engine.dispose()
@@ -103,6 +105,7 @@ def _run_v1(job: dict[str, Any]) -> dict[str, Any]:
 
 def _run_v2(job: dict[str, Any]) -> dict[str, Any]:
     from runtime.backtest_v2 import BacktestJob
+    from runtime.backtest_v2 import funding_settlements_v2
     from runtime.backtest_v2 import run_backtest_v2
 
     outcome = run_backtest_v2(BacktestJob(**job))
@@ -117,6 +120,8 @@ def _run_v2(job: dict[str, Any]) -> dict[str, Any]:
             float(job["backtest"]["starting_balance"]),
             outcome.bars,
             outcome.wall_seconds,
+            outcome.strategy.maker_stats,
+            sum(funding_settlements_v2(engine, instrument)) if outcome.funding_times else None,
         )
     finally:
         engine.dispose()
@@ -129,9 +134,14 @@ def _summary(
     starting_balance: float,
     bars: Any,
     seconds: float,
+    maker_stats: dict[str, int],
+    funding_paid: float | None,
 ) -> dict[str, Any]:
     """The orders by bar, the final equity, the equity each decision saw and the report's
-    statistics of it (:func:`runtime.report_figures.returns_statistics`)."""
+    statistics of it (:func:`runtime.report_figures.returns_statistics`), the fills and fees
+    by liquidity side, the strategy's maker order counts and the funding paid (None: not
+    charged, the catalog holds no rates for the window)."""
+    from runtime.report_figures import fill_liquidity
     from runtime.report_figures import returns_statistics
 
     rows = sorted(
@@ -141,7 +151,7 @@ def _summary(
                 "side": order.side.name,
                 "quantity": float(order.quantity),
                 "filled": float(order.filled_qty),
-                "avg_px": None if not order.filled_qty else float(order.avg_px),
+                "avg_px": None if float(order.filled_qty) == 0.0 else float(order.avg_px),
                 "status": order.status.name,
             }
             for order in orders
@@ -160,6 +170,9 @@ def _summary(
         "bars": len(bars),
         "last_bar_ts": int(bars.index[-1].value),
         "wall_seconds": seconds,
+        **fill_liquidity(orders),
+        "maker_stats": dict(maker_stats),
+        "funding_paid": funding_paid,
     }
 
 

@@ -11,15 +11,19 @@ The same modes as on 1.231: ``sandbox`` (Bybit's public data, paper fills by 2.0
 execution client, fees from ``live.sandbox_maker_fee``/``sandbox_taker_fee``), ``demo``,
 ``testnet`` and ``mainnet`` (Bybit's execution client; keys from the environment, read by the
 adapter itself). Before connecting, one signed request checks the key and reads the account's
-taker fee for the strategy's cost rules (2.0 instruments carry no fees). The same restart
+taker and maker fees for the strategy's cost rules (2.0 instruments carry no fees). The same restart
 safety (the risk state file) and kill switch (the file, polled on a timer; SIGUSR1 arms it).
 SIGINT/SIGTERM stop the node (2.0 catches them itself; so does this module, to say so): the
 strategy cancels its orders and, during the node's post-stop wait (``live.timeout_post_stop``,
 at least 1 s), closes its position once no order is pending, so a fill in flight at the stop
 is closed too (unless ``close_positions_on_stop: false``).
 
-Not bound on 2.0: ``execution: maker`` (refused), the diagnostics, and the venue reconciler of
-the 1.231 node (``reconcile_interval_secs`` is ignored).
+``execution: maker`` as on 1.231: post-only limits one tick inside the decision bar's close,
+cancelled after ``maker_timeout_bars`` bars, costed at the account's (sandbox: the ``live``
+section's) maker fee; a post-only order the venue refuses as crossing is counted.
+
+Not bound on 2.0: the diagnostics, and the venue reconciler of the 1.231 node
+(``reconcile_interval_secs`` is ignored).
 """
 
 from __future__ import annotations
@@ -126,18 +130,13 @@ def run_live_v2(job: LiveJob) -> None:
     """Trade until SIGINT/SIGTERM, then stop cleanly; SIGUSR1 arms the kill switch.
 
     Raises :class:`LiveV2Error` (one line) when something prevents trading."""
-    if job.strategy["execution"] != "taker":
-        raise LiveV2Error(
-            "execution: maker is not bound on NautilusTrader 2.0 yet; use execution: taker, or "
-            "run live on 1.231 (the default venv: .venv/bin/python run_live.py)"
-        )
     if job.mode != "sandbox" and job.strategy["reconcile_interval_secs"] > 0:
         print(
             "warning: the venue reconciler (reconcile_interval_secs) is not bound on "
             "NautilusTrader 2.0: the strategy does not compare its books with Bybit's",
             file=sys.stderr,
         )
-    node, strategy = build_node_v2(job, fee=taker_fee(job))
+    node, strategy = build_node_v2(job, *venue_fees(job))
     run_node(node, strategy, job)
 
 
@@ -207,23 +206,24 @@ def arm_kill_file(path: str) -> str:
     return f"kill switch armed at {target}"
 
 
-def taker_fee(job: LiveJob) -> float:
-    """The taker fee the strategy's cost rules use: the sandbox's from the ``live`` section;
-    otherwise the account's, read with one signed request that also checks the key."""
+def venue_fees(job: LiveJob) -> tuple[float, float]:
+    """The taker and maker fees the strategy's cost rules use (the execution style picks
+    one): the sandbox's from the ``live`` section; otherwise the account's, read with one
+    signed request that also checks the key."""
     if job.mode == "sandbox":
-        fee = job.live["sandbox_taker_fee"]
-        if fee is None or job.live["sandbox_maker_fee"] is None:
+        taker, maker = job.live["sandbox_taker_fee"], job.live["sandbox_maker_fee"]
+        if taker is None or maker is None:
             raise LiveV2Error(
                 "the sandbox on NautilusTrader 2.0 needs live.sandbox_maker_fee and "
                 "live.sandbox_taker_fee (2.0 instruments carry no fees); set both, or run on 1.231"
             )
-        return float(fee)
-    return asyncio.run(_check_key_and_read_fee(job))
+        return float(taker), float(maker)
+    return asyncio.run(_check_key_and_read_fees(job))
 
 
-async def _check_key_and_read_fee(job: LiveJob) -> float:
-    """``/v5/user/query-api`` (the key works and may trade), then the account's taker fee of
-    the strategy's instrument (``/v5/account/fee-rate``)."""
+async def _check_key_and_read_fees(job: LiveJob) -> tuple[float, float]:
+    """``/v5/user/query-api`` (the key works and may trade), then the account's taker and
+    maker fees of the strategy's instrument (``/v5/account/fee-rate``)."""
     environment = ENVIRONMENTS[job.mode]
     client = BybitHttpClient(
         api_key=None,  # the client reads the environment variables itself
@@ -247,10 +247,12 @@ async def _check_key_and_read_fee(job: LiveJob) -> float:
         ) from None
     if not rates:
         raise LiveV2Error(f"Bybit {job.mode} at {client.base_url} has no fee rate for {symbol}")
-    return float(rates[0].taker_fee_rate)
+    return float(rates[0].taker_fee_rate), float(rates[0].maker_fee_rate)
 
 
-def build_node_v2(job: LiveJob, fee: float) -> tuple[LiveNode, ScoreMatchingStrategyV2]:
+def build_node_v2(
+    job: LiveJob, fee: float, maker_fee: float | None = None
+) -> tuple[LiveNode, ScoreMatchingStrategyV2]:
     """The 2.0 LiveNode: one Bybit data client, one execution client (Bybit's, or the sandbox's
     paper fills), reconciliation on; the strategy added to it."""
     live, mode = job.live, job.mode
@@ -285,6 +287,7 @@ def build_node_v2(job: LiveJob, fee: float) -> tuple[LiveNode, ScoreMatchingStra
             "close_fills_after_stop": True,
         },
         fee=fee,
+        maker_fee=maker_fee,
     )
     strategy = ScoreMatchingStrategyV2(config)
     node.add_strategy(strategy)

@@ -8,7 +8,7 @@ What differs from the 1.231 binding (``strategies.score_matching``):
 
 - the config is a plain frozen dataclass (:class:`ScoreMatchingV2Config`): 2.0's
   ``StrategyConfig`` is a Rust type that takes only its own fields;
-- the fee comes from the config (2.0 instruments carry no fees; the venue's fee model does),
+- the fees come from the config (2.0 instruments carry no fees; the venue's fee model does),
   and warm-up history from the runner (``history``: 2.0's catalog does not read a 1.231
   catalog, see runtime.backtest_v2), as many bars as 1.231 requests;
 - the strategy's id is ``strategy_id`` (1.231: ``id``); an order just submitted is not yet
@@ -21,8 +21,11 @@ What differs from the 1.231 binding (``strategies.score_matching``):
   move it too);
 - the per-bar record for the report (``record_diagnostics``) is 1.231's
   (:mod:`strategies.decision_record`);
-- not bound yet: maker execution, diagnostics on the message bus, and the venue reconciler of
-  the 1.231 live node.
+- maker execution: the maker fee comes from the config too (``maker_fee``), the timeout is a
+  time alert (2.0's clock API is 1.231's), ``cancel_order`` takes the client order id, and the
+  maker counts are logged on stop (live: 2.0 calls no handler of a stopped strategy);
+- not bound yet: diagnostics on the message bus, and the venue reconciler of the 1.231 live
+  node.
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ from nautilus_trader.model import StrategyId
 from nautilus_trader.trading import Strategy
 from nautilus_trader.trading import StrategyConfig
 
+from policy.costs import EXECUTION_STYLES
+from policy.costs import MAKER
+from policy.costs import TAKER
+from policy.costs import execution_fee
+from policy.costs import maker_limit_price
 from policy.decision import Decision
 from policy.settings import PolicySettings
 from strategies.bar_decider import BarDecider
@@ -88,6 +96,28 @@ class ScoreMatchingV2Config:
     close_fills_after_stop: bool = False
     # keep every decided bar for the report (13 x 8 bytes a bar; the backtest turns it on)
     record_diagnostics: bool = False
+    # "taker": market orders, costed at ``fee``; "maker": post-only limits one tick inside the
+    # decision bar's close, cancelled unfilled after ``maker_timeout_bars`` bars, costed at
+    # ``maker_fee`` (policy.costs.execution_fee)
+    execution: str = TAKER
+    maker_timeout_bars: int = 1
+    maker_fee: float | None = None  # the venue's maker fee (needed by execution: maker)
+
+    def __post_init__(self) -> None:
+        if self.execution not in EXECUTION_STYLES:
+            raise ValueError(
+                f"execution {self.execution!r} is not one of {', '.join(EXECUTION_STYLES)}"
+            )
+        if self.maker_timeout_bars < 1:
+            raise ValueError(f"maker_timeout_bars must be >= 1, got {self.maker_timeout_bars}")
+        if self.execution == MAKER and self.maker_fee is None:
+            raise ValueError("execution: maker needs the venue's maker fee (maker_fee)")
+
+    @property
+    def cost_fee(self) -> float:
+        """The fee per side the cost rules price a trade at: the execution style's."""
+        maker_fee = self.fee if self.maker_fee is None else self.maker_fee
+        return execution_fee(self.execution, maker_fee, self.fee)
 
     @property
     def density_percentile(self) -> float:  # read by strategies.model_loading
@@ -123,6 +153,12 @@ class ScoreMatchingStrategyV2(Strategy):
         self._history_pages: list[tuple[dt.datetime, dt.datetime]] = []  # still to request
         self._history_pending = False
         self._buffered: list[Bar] = []  # live bars that arrived during the warm-up
+        # maker execution: orders submitted, cancelled unfilled after the timeout, rejected as
+        # crossing (the names of 1.231's maker_stats); the orders the timeout is cancelling,
+        # and those it has cancelled (the report tells them from orders left open)
+        self.maker_stats = dict.fromkeys(("submitted", "unfilled", "post_only_rejected"), 0)
+        self._maker_timed_out: set = set()
+        self.maker_cancelled: set = set()
 
     def on_start(self) -> None:
         self.instrument = self.cache.instrument(self.instrument_id)
@@ -140,7 +176,7 @@ class ScoreMatchingStrategyV2(Strategy):
             config.signal_mode,
             load_model_for(config),
             bar_ns=self.bar_type.spec.get_interval_ns(),
-            fee=config.fee,
+            fee=config.cost_fee,  # the cost-aware policy prices a round trip at the style's fee
             lots=lot_rules(self.instrument),
             risk=risk,
         )
@@ -216,19 +252,16 @@ class ScoreMatchingStrategyV2(Strategy):
             self.cancel_all_orders(self.instrument_id)
             if self._risk_file is not None:
                 self._risk_file.save_if_changed(self.decider.policy.risk)
-        pending = any(
-            not order.is_closed
-            for order in self.cache.orders(
-                instrument_id=self.instrument_id, strategy_id=self.strategy_id
-            )
-        )
-        if not pending and self.cache.positions_open(
-            instrument_id=self.instrument_id, strategy_id=self.strategy_id
-        ):
-            self.close_all_positions(self.instrument_id, reduce_only=True)
+        self._close_when_nothing_pending(reduce_only=True)
 
     def on_stop(self) -> None:
         self.cancel_all_orders(self.instrument_id)
+        if self.settings.execution == MAKER:
+            stats = self.maker_stats
+            self.log.info(
+                f"maker orders: {stats['submitted']} post-only, {stats['unfilled']} cancelled "
+                f"unfilled, {stats['post_only_rejected']} rejected as crossing"
+            )
         if self.settings.close_positions_on_stop and self.settings.close_fills_after_stop:
             # live: 2.0 (rc6) stops a Python strategy without waiting for orders in flight
             self.clock.set_timer(
@@ -274,14 +307,17 @@ class ScoreMatchingStrategyV2(Strategy):
         if decider.policy.risk.halted and not was_halted:
             self.log.warning(f"HALTED: {decider.policy.risk.halt_reason}")
         if decision.order != 0.0 and not self._order_working():
-            self._submit(decision)
+            self._submit(decision, close)
         self.bars_decided += 1
         if self.recorder is not None:
             self.recorder.record(bar.ts_event, view.assessment, decision, position, equity, close)
         if self._risk_file is not None:
             self._risk_file.save_if_changed(decider.policy.risk)
 
-    def _submit(self, decision: Decision) -> None:
+    def _submit(self, decision: Decision, close: float) -> None:
+        if self.settings.execution == MAKER:
+            self._submit_maker(decision, close)
+            return
         order = self.order_factory.market(
             self.instrument_id,
             OrderSide.BUY if decision.order > 0 else OrderSide.SELL,
@@ -290,6 +326,51 @@ class ScoreMatchingStrategyV2(Strategy):
         )
         self._working = order.client_order_id
         self.submit_order(order)
+
+    # ----- maker execution (execution: maker; runtime.backtest documents the fill rule) ------
+
+    def _submit_maker(self, decision: Decision, close: float) -> None:
+        """A post-only limit on the passive side of the decision bar's close (buy one tick
+        below, sell one tick above), and a time alert that cancels it if it is still open
+        ``maker_timeout_bars`` bars later (1.231's rule, policy.costs.maker_limit_price)."""
+        tick = self.instrument.price_increment.as_double()
+        buy = decision.order > 0
+        order = self.order_factory.limit(
+            self.instrument_id,
+            OrderSide.BUY if buy else OrderSide.SELL,
+            self.instrument.make_qty(abs(decision.order)),
+            self.instrument.make_price(maker_limit_price(close, buy, tick)),
+            post_only=True,
+            reduce_only=decision.reduce_only,
+        )
+        self._working = order.client_order_id
+        self.submit_order(order)
+        self.maker_stats["submitted"] += 1
+        client_order_id = order.client_order_id
+        self.clock.set_time_alert_ns(
+            f"maker-timeout-{client_order_id}",
+            self.clock.timestamp_ns()
+            + self.settings.maker_timeout_bars * self.bar_type.spec.get_interval_ns(),
+            callback=lambda _event: self._maker_timeout(client_order_id),
+        )
+
+    def _maker_timeout(self, client_order_id: object) -> None:
+        order = self.cache.order(client_order_id)
+        if order is not None and order.is_open:
+            self._maker_timed_out.add(client_order_id)
+            self.cancel_order(client_order_id)  # 2.0 takes the id (1.231: the order)
+
+    def on_order_canceled(self, event: object) -> None:
+        if event.client_order_id in self._maker_timed_out:
+            self._maker_timed_out.discard(event.client_order_id)
+            self.maker_cancelled.add(event.client_order_id)
+            self.maker_stats["unfilled"] += 1
+
+    def on_order_rejected(self, event: object) -> None:
+        # the backtest venue flags due_post_only; a venue may give only its reason (Bybit:
+        # EC_PostOnlyWillTakeLiquidity)
+        if event.due_post_only or "PostOnly" in event.reason:
+            self.maker_stats["post_only_rejected"] += 1
 
     def _order_working(self) -> bool:
         if self._working is None:
@@ -307,19 +388,19 @@ class ScoreMatchingStrategyV2(Strategy):
         """After the stop, while the node waits for residual events: close the position once no
         order of the strategy is pending, a fill in flight at the stop included (2.0 calls no
         handler of a stopped strategy, but its timers still run)."""
-        pending = any(
-            not order.is_closed
-            for order in self.cache.orders(
-                instrument_id=self.instrument_id, strategy_id=self.strategy_id
-            )
-        )
-        if not pending and self.cache.positions_open(
-            instrument_id=self.instrument_id, strategy_id=self.strategy_id
-        ):
+        if self._close_when_nothing_pending(reduce_only=self.settings.reduce_only_on_stop):
             self.log.info("stopped: closing the position")
-            self.close_all_positions(
-                self.instrument_id, reduce_only=self.settings.reduce_only_on_stop
-            )
+
+    def _close_when_nothing_pending(self, reduce_only: bool) -> bool:
+        """Close this strategy's position unless one of its orders is still pending (a fill in
+        flight may still change it); True when a close was sent."""
+        mine = {"instrument_id": self.instrument_id, "strategy_id": self.strategy_id}
+        if any(not order.is_closed for order in self.cache.orders(**mine)):
+            return False
+        if not self.cache.positions_open(**mine):
+            return False
+        self.close_all_positions(self.instrument_id, reduce_only=reduce_only)
+        return True
 
     def _position_and_equity(self, price: float) -> tuple[float, float]:
         """This strategy's signed position, and account balance + its unrealised PnL at price.

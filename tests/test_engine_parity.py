@@ -10,7 +10,9 @@ Pinned differences: with the default ``slippage_probability`` (0.5) the engines 
 one-tick slippage from different random generators with the same seed, so the same orders fill
 one tick apart on some bars (and a later size may differ by one lot); without slippage every
 fill price and the equity each decision saw agree. At the end of the data, an order submitted
-on the last bar fills on 2.0 and not on 1.231 (:func:`check_end_of_data`).
+on the last bar fills on 2.0 and not on 1.231 (:func:`check_end_of_data`). Maker execution
+(post-only limits, the timeout's cancels, maker fills) gives the same orders, fills and equity,
+and so does funding (a copy of the catalog with funding rates).
 """
 
 from __future__ import annotations
@@ -198,6 +200,113 @@ def test_default_slippage_moves_fills_by_one_tick_only(job, tmp_path):
     assert abs(v2["final_equity"] + end_fees - v1["final_equity"]) <= drift
 
 
+def maker(job: dict, timeout_bars: int = 2) -> dict:
+    """The job with ``execution: maker`` (post-only limits one tick inside the decision bar's
+    close, cancelled unfilled after ``timeout_bars`` bars)."""
+    job = copy.deepcopy(job)
+    job["backtest"]["execution"] = "maker"
+    job["backtest"]["maker_timeout_bars"] = timeout_bars
+    return job
+
+
+@pytest.fixture(scope="module")
+def maker_runs(job, tmp_path_factory) -> dict[int, dict]:
+    """The maker backtest's summary on each engine."""
+    return both_engines(maker(job), tmp_path_factory.mktemp("maker"))
+
+
+def test_maker_execution_gives_the_same_orders_fills_and_equity(maker_runs):
+    """No difference to pin: the same post-only orders, the same ones cancelled unfilled by the
+    timeout, the same maker fills at the same prices and the same equity on both engines."""
+    v1, v2 = maker_runs[1], maker_runs[2]
+    assert v1["engine"].startswith("1.") and v2["engine"].startswith("2.")
+    statuses = [(o["ts"], o["side"], o["quantity"], o["status"]) for o in v1["orders"]]
+    assert len(statuses) >= 20, "the parity market must trade"
+    assert [(o["ts"], o["side"], o["quantity"], o["status"]) for o in v2["orders"]] == statuses
+    assert {status for *_, status in statuses} == {"FILLED", "CANCELED"}
+    pairs = filled_in_both(v1, v2)
+    assert [b["avg_px"] for _, b in pairs] == pytest.approx([a["avg_px"] for a, _ in pairs])
+    assert v2["maker_stats"] == v1["maker_stats"]
+    stats = v1["maker_stats"]
+    assert stats["submitted"] == len(statuses)
+    assert stats["unfilled"] == sum(status == "CANCELED" for *_, status in statuses) > 0
+    assert (v2["fills_maker"], v2["fills_taker"]) == (v1["fills_maker"], 0) == (len(pairs), 0)
+    assert v2["fees_maker"] == pytest.approx(v1["fees_maker"], abs=EQUITY_TOLERANCE)
+    assert v2["equity_seen"] == pytest.approx(v1["equity_seen"], abs=EQUITY_TOLERANCE)
+    assert v2["final_equity"] == pytest.approx(v1["final_equity"], abs=EQUITY_TOLERANCE)
+    assert v2["statistics"] == pytest.approx(v1["statistics"], rel=1e-6, abs=1e-9)
+
+
+def funded_copy(catalog: str, directory: str, instrument_id: str, bar_type: str) -> None:
+    """On 1.231: a copy of ``catalog`` in ``directory`` with synthetic funding rates every 8 h
+    over its bars (:mod:`catalogs.funding` writes them; 2.0 cannot)."""
+    import shutil
+
+    from catalogs.catalog import read_bars_frame
+    from catalogs.funding import DEFAULT_FUNDING_INTERVAL
+    from catalogs.funding import synthetic_funding
+    from catalogs.funding import write_funding
+
+    shutil.copytree(catalog, directory)
+    rates = synthetic_funding(read_bars_frame(directory, bar_type))
+    write_funding(directory, rates, instrument_id, DEFAULT_FUNDING_INTERVAL)
+
+
+@pytest.fixture(scope="module")
+def funded_job(job, tmp_path_factory) -> dict:
+    """The parity job on a copy of its catalog that holds funding rates."""
+    directory = str(tmp_path_factory.mktemp("funded") / "catalog")
+    arguments = (job["catalog"], directory, job["strategy"]["instrument_id"], job["bar_type"])
+    if engine_major() == 1:
+        funded_copy(*arguments)
+    else:
+        _in_other_engine(
+            f"from tests.test_engine_parity import funded_copy; funded_copy(*{arguments!r})"
+        )
+    return {**copy.deepcopy(job), "catalog": directory}
+
+
+def check_funding_reader(catalog: str, instrument_id: str) -> None:
+    """On 1.231: runtime.catalog_files reads the rates catalogs.funding reads (whole and in a
+    window)."""
+    import pandas as pd
+
+    from catalogs.funding import read_funding
+    from runtime.catalog_files import read_catalog_funding
+
+    whole = read_catalog_funding(catalog, instrument_id)
+    assert len(whole) > 100 and whole.equals(read_funding(catalog, instrument_id))
+    assert whole.attrs["interval"] == pd.Timedelta(hours=8)
+    start, end = whole.index[10], whole.index[20]
+    window = read_catalog_funding(catalog, instrument_id, start, end)
+    assert window.equals(read_funding(catalog, instrument_id, start, end)) and len(window) == 11
+    assert [float(rate) for rate in window.attrs["decimals"]] == window.tolist()
+
+
+def test_the_funding_reader_reads_what_catalogs_funding_reads(funded_job):
+    arguments = (funded_job["catalog"], funded_job["strategy"]["instrument_id"])
+    if engine_major() == 1:
+        check_funding_reader(*arguments)
+    else:
+        _in_other_engine(
+            "from tests.test_engine_parity import check_funding_reader; "
+            f"check_funding_reader(*{arguments!r})"
+        )
+
+
+def test_funding_is_charged_the_same_on_both_engines(funded_job, tmp_path):
+    """2.0's exchange settles the catalog's rates (FundingRateUpdate due at the funding time,
+    the mark price the last close) as 1.231's runtime.funding module charges them."""
+    runs = both_engines(without_slippage(funded_job), tmp_path)
+    v1, v2 = runs[1], runs[2]
+    assert v1["funding_paid"] is not None and abs(v1["funding_paid"]) > 1.0
+    assert v2["funding_paid"] == pytest.approx(v1["funding_paid"], abs=EQUITY_TOLERANCE)
+    assert orders(v2) == orders(v1)
+    end_fees = check_end_of_data(v1, v2)
+    assert v2["equity_seen"] == pytest.approx(v1["equity_seen"], abs=EQUITY_TOLERANCE)
+    assert v2["final_equity"] == pytest.approx(v1["final_equity"] - end_fees, abs=EQUITY_TOLERANCE)
+
+
 def run_backtest_on_v2(*args: str) -> subprocess.CompletedProcess:
     """``run_backtest.py`` in the 2.0 venv."""
     python = VENVS[2] / "bin" / "python"
@@ -235,6 +344,29 @@ def test_run_backtest_on_v2_writes_the_report_of_the_same_run(job, tmp_path):
     for name in ("sharpe", "sortino", "max_drawdown"):
         assert summary[name] == pytest.approx(v2["statistics"][name], rel=1e-9), name
     assert summary["fills_taker"] == summary["fills"] and summary["fees"] > 0
+    assert summary["funding_paid"] is None and summary["funding"].startswith("not charged")
+
+
+def test_run_backtest_on_v2_reports_maker_execution(job, maker_runs, tmp_path):
+    """``backtest.execution: maker`` runs on 2.0 (it was refused) and the report counts the
+    post-only orders, the unfilled ones and the maker fills of the same run."""
+    config = tmp_path / "run.yaml"
+    strategy = {k: v for k, v in job["strategy"].items() if v is not None}
+    backtest = {"catalog": job["catalog"], "execution": "maker", "maker_timeout_bars": 2}
+    config.write_text(json.dumps({"strategy": strategy, "backtest": backtest}))
+    report = tmp_path / "report"
+    done = run_backtest_on_v2("--config", str(config), "--report-dir", str(report))
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "(maker execution)" in done.stdout and "post-only" in done.stdout
+    summary = json.loads((report / "summary.json").read_text())
+    v2 = maker_runs[2]
+    assert summary["execution"] == "maker"
+    assert summary["maker_orders"] == v2["maker_stats"]["submitted"] == summary["orders"]
+    assert summary["unfilled_orders"] == v2["maker_stats"]["unfilled"] > 0
+    assert summary["post_only_rejected"] == summary["orders_left_open"] == 0
+    assert (summary["fills_maker"], summary["fills_taker"]) == (v2["fills_maker"], 0)
+    assert summary["fees_maker"] == pytest.approx(v2["fees_maker"], abs=EQUITY_TOLERANCE)
+    assert summary["final_equity"] == pytest.approx(v2["final_equity"], abs=EQUITY_TOLERANCE)
 
 
 def test_run_backtest_on_v2_refuses_a_missing_catalog_in_one_line(job, tmp_path):

@@ -385,16 +385,6 @@ def check_refused(done: subprocess.CompletedProcess, phrase: str, tmp_path: Path
     assert snapshot(tmp_path) == before
 
 
-def test_maker_execution_is_refused_on_2_0(inputs, tmp_path):
-    config = write_config(tmp_path, inputs, None)
-    data = yaml.safe_load(config.read_text())
-    data["backtest"] = {"execution": "maker"}
-    config.write_text(yaml.safe_dump(data))
-    before = snapshot(tmp_path)
-    done = cli("--mode", "sandbox", "--config", str(config), env=environment())
-    check_refused(done, "execution: maker is not bound on NautilusTrader 2.0 yet", tmp_path, before)
-
-
 def test_mainnet_without_the_flag_is_refused_on_2_0(inputs, tmp_path):
     config = write_config(tmp_path, inputs, None)
     before = snapshot(tmp_path)

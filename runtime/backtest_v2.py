@@ -22,7 +22,8 @@ close of the last bar at or before that time (2.0 settles at the cached mark pri
 the book's mid). Without stored rates for the window, funding is not charged and the report
 says so.
 
-Not bound on 2.0 yet: the HTML tearsheet. A job (:class:`BacktestJob`) carries every setting
+The report (:func:`write_report_v2`) is 1.231's, HTML tearsheet included (one builder for both
+engines, :mod:`runtime.tearsheet`). A job (:class:`BacktestJob`) carries every setting
 explicitly: the run configuration's loader and its defaults live in the 1.231-only
 runtime.run_config.
 """
@@ -79,6 +80,11 @@ from runtime.report_figures import cost_line
 from runtime.report_figures import fill_liquidity
 from runtime.report_figures import plot_equity
 from runtime.report_figures import returns_statistics
+from runtime.tearsheet import GENERAL_STATISTICS
+from runtime.tearsheet import MIN_DECIDED_BARS
+from runtime.tearsheet import PNL_STATISTICS
+from runtime.tearsheet import TearsheetRun
+from runtime.tearsheet import backtest_tearsheet_html
 from strategies.score_matching_v2 import HistoryBar
 from strategies.score_matching_v2 import ScoreMatchingStrategyV2
 from strategies.score_matching_v2 import ScoreMatchingV2Config
@@ -383,7 +389,7 @@ def next_open_quotes(frame: pd.DataFrame, instrument: CryptoPerpetual) -> list[Q
 def backtest_command(args: dict[str, Any]) -> int:
     """run_backtest.py on NautilusTrader 2.0: the 1.231 venv resolves the arguments (run
     configuration, defaults, the embedded default, input checks) into a job; this process runs
-    it and writes the report (fills, positions, account, summary.json)."""
+    it and writes the report (fills, positions, account, summary.json, tearsheet.html)."""
     from runtime.engines import in_other_engine
 
     started = time.perf_counter()
@@ -401,10 +407,11 @@ def backtest_command(args: dict[str, Any]) -> int:
 
 
 def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str) -> dict:
-    """fills.csv, positions.csv, account.csv, diagnostics.parquet, equity.png and summary.json
-    in ``directory`` (each file replaced atomically); returns the summary. The statistics and
-    the plot are 1.231's (:mod:`runtime.report_figures`, on the equity the strategy recorded
-    at every bar); not on 2.0 yet: the HTML tearsheet."""
+    """fills.csv, positions.csv, account.csv, diagnostics.parquet, equity.png, summary.json
+    and, with ``backtest.tearsheet``, tearsheet.html in ``directory`` (each file replaced
+    atomically); returns the summary. The statistics, the plot and the tearsheet are 1.231's
+    (:mod:`runtime.report_figures` and :mod:`runtime.tearsheet`, on the equity the strategy
+    recorded at every bar)."""
     import nautilus_trader
 
     engine, instrument = outcome.engine, outcome.instrument
@@ -462,8 +469,46 @@ def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str
         image = io.BytesIO()
         plot_equity(diagnostics, summary, image)
         write_atomically(directory / "equity.png", image.getvalue())
+    if job.backtest.get("tearsheet", True) and len(diagnostics) >= MIN_DECIDED_BARS:
+        path = directory / "tearsheet.html"
+        write_atomically(path, backtest_tearsheet_html(tearsheet_run_v2(outcome, job, summary)))
+        summary["tearsheet"] = str(path)
+    elif job.backtest.get("tearsheet", True):
+        summary["tearsheet"] = "not written: the backtest decided fewer than 2 bars"
     write_atomically(directory / "summary.json", json.dumps(summary, indent=2))
     return summary
+
+
+def tearsheet_run_v2(outcome: BacktestV2Outcome, job: BacktestJob, summary: dict) -> TearsheetRun:
+    """The finished 2.0 backtest as runtime.tearsheet draws it (1.231: runtime.reports).
+
+    The PnL statistics are 2.0's portfolio analysis of the account and positions
+    (``Portfolio.statistics()``): a standalone 2.0 ``PortfolioAnalyzer`` takes positions but
+    no account (1.231's ``calculate_statistics(account, positions)`` is gone), so its PnL
+    (total) would be 0."""
+    engine, instrument = outcome.engine, outcome.instrument
+    currency = instrument.settlement_currency
+    for statistic in (*PNL_STATISTICS, *GENERAL_STATISTICS):
+        engine.portfolio.register_statistic(statistic)
+    statistics = engine.portfolio.statistics()
+    return TearsheetRun(
+        recorded=outcome.strategy.recorder.frame(),
+        bars=outcome.bars.index,
+        bar_type=job.bar_type,
+        signal_mode=summary["signal_mode"],
+        execution=summary["execution"],
+        currency=currency.code,
+        starting_balance=summary["starting_equity"],
+        ending_balance=summary["final_equity"],
+        taker_fee=summary["taker_fee"],
+        run_id=str(engine.run_id),
+        orders=engine.cache.orders_total_count(),
+        positions=len(engine.cache.positions()) + len(engine.cache.position_snapshots()),
+        costs=summary,
+        funding_paid=summary["funding_paid"],
+        stats_pnls=statistics.pnls.get(currency.code, {}),
+        stats_general=statistics.general,
+    )
 
 
 def orders_left_open(outcome: BacktestV2Outcome) -> int:

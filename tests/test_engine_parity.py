@@ -12,13 +12,16 @@ one tick apart on some bars (and a later size may differ by one lot); without sl
 fill price and the equity each decision saw agree. At the end of the data, an order submitted
 on the last bar fills on 2.0 and not on 1.231 (:func:`check_end_of_data`). Maker execution
 (post-only limits, the timeout's cancels, maker fills) gives the same orders, fills and equity,
-and so does funding (a copy of the catalog with funding rates).
+and so does funding (a copy of the catalog with funding rates). run_backtest.py on 2.0 writes
+1.231's report, tearsheet.html included (one builder, runtime.tearsheet): both engines'
+tearsheets of the same run show the same rows and returns figures.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -309,19 +312,44 @@ def test_funding_is_charged_the_same_on_both_engines(funded_job, tmp_path):
 
 def run_backtest_on_v2(*args: str) -> subprocess.CompletedProcess:
     """``run_backtest.py`` in the 2.0 venv."""
-    python = VENVS[2] / "bin" / "python"
+    return run_backtest_on(2, *args)
+
+
+def run_backtest_on(major: int, *args: str) -> subprocess.CompletedProcess:
+    """``run_backtest.py`` in the venv of NautilusTrader ``major`` (1: 1.231, 2: 2.0)."""
+    python = VENVS[major] / "bin" / "python"
     return subprocess.run(
         [str(python), "run_backtest.py", *args], cwd=ROOT, capture_output=True, text=True,
         timeout=600,
     )  # fmt: skip
 
 
-def test_run_backtest_on_v2_writes_the_report_of_the_same_run(job, tmp_path):
-    config = tmp_path / "run.yaml"
+def tearsheet_tables(path: Path) -> list[dict[str, str]]:
+    """Metric -> shown text of each table (Run Information, Performance Statistics) of the
+    Plotly figure a tearsheet embeds."""
+    page = path.read_text()
+    call = re.search(r'Plotly\.newPlot\(\s*"[^"]+",\s*', page)
+    assert call is not None, "no Plotly figure in the page"
+    data, _ = json.JSONDecoder().raw_decode(page, call.end())
+    return [
+        dict(zip(*trace["cells"]["values"], strict=True))
+        for trace in data
+        if trace["type"] == "table"
+    ]
+
+
+def run_config(job: dict, path: Path, **backtest: object) -> Path:
+    """A run configuration file for ``job``'s strategy on its catalog (YAML is a superset of
+    JSON), with the given ``backtest`` settings."""
     strategy = {k: v for k, v in job["strategy"].items() if v is not None}
-    config.write_text(
-        json.dumps({"strategy": strategy, "backtest": {"catalog": job["catalog"]}})
-    )  # YAML is a superset of JSON
+    path.write_text(
+        json.dumps({"strategy": strategy, "backtest": {"catalog": job["catalog"], **backtest}})
+    )
+    return path
+
+
+def test_run_backtest_on_v2_writes_the_report_of_the_same_run(job, tmp_path):
+    config = run_config(job, tmp_path / "run.yaml")
     report = tmp_path / "report"
     done = run_backtest_on_v2("--config", str(config), "--report-dir", str(report))
     assert done.returncode == 0, done.stderr[-4000:]
@@ -336,6 +364,7 @@ def test_run_backtest_on_v2_writes_the_report_of_the_same_run(job, tmp_path):
         "diagnostics.parquet",
         "equity.png",
         "summary.json",
+        "tearsheet.html",
     }
     assert (report / "equity.png").stat().st_size > 5_000
     assert "Sharpe" in done.stdout and "buy & hold" in done.stdout
@@ -345,15 +374,46 @@ def test_run_backtest_on_v2_writes_the_report_of_the_same_run(job, tmp_path):
         assert summary[name] == pytest.approx(v2["statistics"][name], rel=1e-9), name
     assert summary["fills_taker"] == summary["fills"] and summary["fees"] > 0
     assert summary["funding_paid"] is None and summary["funding"].startswith("not charged")
+    # the tearsheet (backtest.tearsheet defaults to true): self-contained, the same figures
+    assert summary["tearsheet"] == str(report / "tearsheet.html")
+    assert (report / "tearsheet.html").stat().st_size > 1_000_000  # plotly.js embedded
+    run_info, stats = tearsheet_tables(report / "tearsheet.html")
+    assert float(stats["Sharpe Ratio (365 days)"]) == round(v2["statistics"]["sharpe"], 4)
+    assert float(stats["Sortino Ratio (365 days)"]) == round(v2["statistics"]["sortino"], 4)
+    assert float(stats["Max Drawdown"]) == round(-v2["statistics"]["max_drawdown"], 4)
+    pnl = summary["final_equity"] - summary["starting_equity"]
+    assert float(stats["PnL (total)"]) == pytest.approx(pnl, abs=1e-3)
+    assert run_info["Total orders"] == f"{summary['orders']:_}"
+    assert run_info["Funding paid (USDT)"] == "not charged (no funding rates)"
+
+
+def test_run_backtest_on_v2_reports_the_tearsheet_figures_of_1231(job, tmp_path):
+    """The same run (no slippage) through run_backtest.py on each engine: the two tearsheets
+    show the same rows in the same order and the same returns figures (the recorded equity is
+    the same); they differ where the engines do (run id, the fill at the end of the data)."""
+    config = run_config(job, tmp_path / "run.yaml", slippage_probability=0.0)
+    tables = {}
+    for major in (1, 2):
+        report = tmp_path / f"report-{major}"
+        done = run_backtest_on(major, "--config", str(config), "--report-dir", str(report))
+        assert done.returncode == 0, done.stderr[-4000:]
+        tables[major] = tearsheet_tables(report / "tearsheet.html")
+    (info1, stats1), (info2, stats2) = tables[1], tables[2]
+    assert list(info2) == list(info1) and list(stats2) == list(stats1)
+    for metric in (
+        "Sharpe Ratio (365 days)", "Sortino Ratio (365 days)", "Returns Volatility (365 days)",
+        "Average (Return)", "Max Drawdown", "Alpha (365 days)", "Beta",
+    ):  # fmt: skip
+        assert stats2[metric] == stats1[metric], metric
+    for row in ("Backtest start", "Backtest end", "Bars (decided)", "Total orders", "Execution"):
+        assert info2[row] == info1[row], row
+    assert info2["Run ID"] != info1["Run ID"]
 
 
 def test_run_backtest_on_v2_reports_maker_execution(job, maker_runs, tmp_path):
     """``backtest.execution: maker`` runs on 2.0 (it was refused) and the report counts the
     post-only orders, the unfilled ones and the maker fills of the same run."""
-    config = tmp_path / "run.yaml"
-    strategy = {k: v for k, v in job["strategy"].items() if v is not None}
-    backtest = {"catalog": job["catalog"], "execution": "maker", "maker_timeout_bars": 2}
-    config.write_text(json.dumps({"strategy": strategy, "backtest": backtest}))
+    config = run_config(job, tmp_path / "run.yaml", execution="maker", maker_timeout_bars=2)
     report = tmp_path / "report"
     done = run_backtest_on_v2("--config", str(config), "--report-dir", str(report))
     assert done.returncode == 0, done.stderr[-4000:]

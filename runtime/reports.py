@@ -12,8 +12,6 @@ both engines share). The tearsheet is drawn by :mod:`runtime.tearsheet`, for bot
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from runtime.tearsheet import PNL_STATISTICS
 from runtime.tearsheet import TearsheetRun
 from runtime.tearsheet import backtest_tearsheet_html
 from runtime.tearsheet import tearsheet_html as tearsheet_html
+from strategies.state_file import write_atomically
 
 
 def summarise(outcome: BacktestOutcome) -> dict:
@@ -114,7 +113,7 @@ def write_report(outcome: BacktestOutcome, directory: str | Path) -> dict:
         summary["tearsheet"] = str(write_tearsheet(outcome, directory / "tearsheet.html"))
     elif outcome.run.backtest.tearsheet:
         summary["tearsheet"] = "not written: the backtest decided fewer than 2 bars"
-    _write_atomically(directory / "summary.json", json.dumps(summary, indent=2, default=str))
+    write_atomically(directory / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
 
 
@@ -255,26 +254,5 @@ def write_tearsheet(outcome: BacktestOutcome, path: str | Path) -> Path:
             stats_general=analyzer.get_performance_stats_general(),
         )
     )
-    _write_atomically(path, html)
+    write_atomically(path, html)
     return path
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, fsync, then replace ``path``.
-
-    The file gets the permissions a plain write would give it (0666 less the umask).
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    ) as handle:
-        try:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-            os.chmod(handle.name, 0o666 & ~umask)
-        except BaseException:
-            os.unlink(handle.name)
-            raise
-    os.replace(handle.name, path)

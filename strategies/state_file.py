@@ -164,15 +164,19 @@ class RiskStateFile:
 
 def write_atomically(path: Path, content: str | bytes) -> None:
     """Replace ``path`` with ``content`` so that readers see the old or the new file, never
-    half of one (bytes are written as they are, text as UTF-8)."""
+    half of one (bytes are written as they are, text as UTF-8). The file gets the permissions
+    a plain write would give it (0666 less the umask; a temporary file starts at 0600)."""
     data = content if isinstance(content, bytes) else content.encode()
     path.parent.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
 from policy.risk import RiskState
 from strategies.state_file import RiskStateFile
 from strategies.state_file import StateFileError
+from strategies.state_file import write_atomically
 
 
 def test_missing_file_loads_as_none(tmp_path):
@@ -43,3 +47,18 @@ def test_damaged_file_is_refused_with_what_to_do(tmp_path, text):
     path.write_text(text)
     with pytest.raises(StateFileError, match="delete it to start with a fresh high-water mark"):
         RiskStateFile(path).load()
+
+
+def test_files_written_atomically_get_a_plain_write_s_permissions(tmp_path):
+    """Reports and state files written through the atomic writer are readable like a plain
+    write's (0666 less the umask), not the temporary file's 0600."""
+    old = os.umask(0o022)
+    try:
+        write_atomically(tmp_path / "summary.json", "{}")
+        plain = tmp_path / "plain.json"
+        plain.write_text("{}")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "summary.json").stat().st_mode)
+    assert mode == stat.S_IMODE(plain.stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

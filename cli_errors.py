@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import traceback
 from collections.abc import Callable
 
 EXIT_USER_ERROR = 2
@@ -32,18 +33,35 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def run_cli(command: Callable[[], int | None], debug: bool = False) -> int:
-    """Run ``command`` and return its exit status; a :class:`UserError` becomes one line and 2."""
+    """Run ``command`` and return its exit status; a :class:`UserError` becomes one line and 2
+    (with ``debug``, after its traceback); any other exception propagates."""
     try:
         status = command()
     except UserError as error:
-        if debug:
-            raise
+        if debug:  # the traceback as well; still a user error, still exit status 2
+            traceback.print_exc()
         print(f"error: {one_line(error)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0 if status is None else int(status)
+
+
+def add_retrain_flags(parser: argparse.ArgumentParser) -> None:
+    """``--retrain-every`` and ``--retrain-window``: the run configuration's ``retrain.every``
+    and ``retrain.window`` (run_backtest.py and run_live.py alike)."""
+    parser.add_argument(
+        "--retrain-every",
+        metavar="SPAN",
+        help="retrain on this calendar grid: a duration (7D, 12h) or a number of bars "
+        "(overrides retrain.every; README, 'Keeping the model current')",
+    )
+    parser.add_argument(
+        "--retrain-window",
+        metavar="SPAN",
+        help="train on the last SPAN of bars, or 'expanding' (overrides retrain.window)",
+    )
 
 
 # ----- argparse types: a bad option value is argparse's one-line usage error ---------------

@@ -2,7 +2,8 @@
 
 Each rule has ``parse(value)`` (the value as it will be used, or :class:`Rejected`) and
 ``allowed`` (what it accepts, in words). A dataclass field carries its rule in its metadata
-(:func:`setting`); :func:`check_fields` applies them. The policy's settings and the run
+(:func:`setting`); :func:`check_fields` applies them. The policy's settings, the training settings
+(``scoremodel.training.TrainConfig``, also a sweep's ``model:`` values) and the run
 configuration file are checked by the same rules.
 """
 
@@ -182,6 +183,25 @@ class Nullable:
 
     def parse(self, value: Any) -> Any:
         return None if value is None else self.rule.parse(value)
+
+
+@dataclass(frozen=True)
+class Either:
+    """What any of ``rules`` accepts (the first that does)."""
+
+    rules: tuple[Any, ...]
+
+    @property
+    def allowed(self) -> str:
+        return ", or ".join(rule.allowed for rule in self.rules)
+
+    def parse(self, value: Any) -> Any:
+        for rule in self.rules:
+            try:
+                return rule.parse(value)
+            except Rejected:
+                continue
+        raise Rejected
 
 
 POSITIVE = Number(low=0, low_open=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 
 from cli_errors import add_debug_flag
+from cli_errors import add_retrain_flags
 from cli_errors import run_cli
 
 MAINNET_FLAG = "--i-understand-this-trades-real-money"  # the same as runtime.live's
@@ -45,11 +46,14 @@ def _run(args: argparse.Namespace) -> int | None:
         return live_command(vars(args))
     from runtime import live
     from runtime.run_config import load_run_config
+    from runtime.run_config import with_retrain_overrides
+    from strategies.kill_switch import arm_kill_switch
 
     run = load_run_config(args.config)
+    run = with_retrain_overrides(run, every=args.retrain_every, window=args.retrain_window)
     mode = args.mode or run.live.mode
     if args.command == "kill":
-        path = live.trigger_kill_switch(live.kill_switch_path(run))
+        path = arm_kill_switch(live.kill_switch_path(run))
         print(f"kill switch armed: {path}")
         print("the running strategy cancels, flattens and halts; `resume` to trade again")
     elif args.command == "resume":
@@ -73,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="run configuration YAML (the file run_backtest.py reads)")
     parser.add_argument("--mode", help="sandbox, demo or testnet (overrides live.mode)")
+    add_retrain_flags(parser)
     parser.add_argument(
         MAINNET_FLAG,
         dest="allow_mainnet",

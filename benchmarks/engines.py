@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from output_paths import write_atomically
 from runtime.engines import ROOT
 from runtime.engines import VENVS
 from runtime.engines import engine_major
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     job = json.loads(job_file.read_text())
     results = [measure(job)]
     if args.this_engine_only:
-        Path(args.json).write_text(json.dumps(results[0]))
+        write_atomically(args.json, json.dumps(results[0]))
         return 0
     other = other_python()
     if other is None:
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     results.sort(key=lambda r: r["engine"])
     print(table(results, len(_bars(job))))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        write_atomically(args.json, json.dumps(results, indent=2))
     return 0
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from catalogs.planted import KINDS
+from catalogs.planted import STATIONARY_KINDS
 from catalogs.planted import generate_planted
 from catalogs.planted import preset
 from cli_errors import UserError
@@ -33,6 +34,7 @@ from cli_errors import run_cli
 from evaluation.forecast_quality import forecast_scores
 from evaluation.forecast_quality import rolling_volatility_forecast
 from evaluation.metrics import information_coefficient
+from output_paths import write_atomically
 from scoremodel.cond_data import prepare
 from scoremodel.cond_predictive import BarPredictor
 from scoremodel.cond_predictive import ConditionalModel
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context", type=int, default=8, help="L, bars of context")
     parser.add_argument("--boot", type=int, default=500, help="bootstrap draws")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--markets", nargs="+", default=list(KINDS), choices=KINDS)
+    parser.add_argument("--markets", nargs="+", default=list(STATIONARY_KINDS), choices=KINDS)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--progress", action="store_true", help="show training progress bars")
     add_debug_flag(parser)
@@ -239,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
         print(f"\ntotal {time.perf_counter() - started:.0f} s")
         if args.json:
-            args.json.write_text(json.dumps(results, indent=2))
+            write_atomically(args.json, json.dumps(results, indent=2))
         return 0
 
     return run_cli(command, args.debug)

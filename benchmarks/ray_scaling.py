@@ -36,10 +36,10 @@ from evaluation.parallel import Task
 from evaluation.parallel import ray_evaluation
 from evaluation.parallel import ray_session
 from evaluation.parallel import run_tasks
-from evaluation.parallel import write_atomically
 from evaluation.walk_forward import EVAL_TRAINING
 from evaluation.walk_forward import EvaluationConfig
 from evaluation.walk_forward import evaluate
+from output_paths import write_atomically
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TABLE_ROW_PREFIX = "| Ray"  # the rows of docs/benchmarks.md this benchmark owns
@@ -171,7 +171,7 @@ def update_table(path: Path, rows: list[str]) -> None:
     )
     kept = [line for line in lines if not line.startswith(TABLE_ROW_PREFIX)]
     text = "\n".join([*kept, *rows]) + "\n"
-    write_atomically(path, lambda temporary: temporary.write_text(text))
+    write_atomically(path, text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     figures["load_average_after"] = os.getloadavg()
     figures["projection"] = projection(figures, args)
 
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(Path(args.out), lambda path: path.write_text(json.dumps(figures, indent=2)))
+    write_atomically(args.out, json.dumps(figures, indent=2))
     rows = table_rows(figures)
     update_table(Path(args.table), rows)
     print(f"serial: {time_split(serial['timings'])}")

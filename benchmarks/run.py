@@ -35,6 +35,7 @@ from catalogs.catalog import write_bars
 from catalogs.csv_import import read_ohlcv_csv
 from catalogs.instruments import make_perpetual
 from catalogs.synthetic import generate_bars
+from output_paths import write_atomically
 from scoremodel.checkpoint import usable_checkpoint
 from scoremodel.cond_predictive import DEFAULT_COST
 from scoremodel.cond_predictive import BarPredictor
@@ -251,15 +252,14 @@ RAY_ROW_PREFIX = "| Ray"  # see benchmarks.ray_scaling.TABLE_ROW_PREFIX
 
 
 def write(results: dict, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=2, default=float))
+    write_atomically(out_dir / "benchmarks.json", json.dumps(results, indent=2, default=float))
     table_path = out_dir / "benchmarks.md"
     ray_rows = [  # the Ray benchmark's rows (python -m benchmarks --ray) stay
         line
         for line in (table_path.read_text().splitlines() if table_path.is_file() else [])
         if line.startswith(RAY_ROW_PREFIX)
     ]
-    table_path.write_text("\n".join([table(results), *ray_rows]) + "\n")
+    write_atomically(table_path, "\n".join([table(results), *ray_rows]) + "\n")
 
 
 def table(r: dict) -> str:

@@ -440,8 +440,9 @@ def _handle_duplicates(
     if policy == "error":
         stamps = _sample(frame.index[duplicated].unique())
         problem = (
-            f"{count:,} duplicate timestamp row(s) (first: {stamps}). Remove them or pass "
-            "duplicate_policy='drop' to keep the first row of each timestamp"
+            f"{count:,} duplicate timestamp row(s) (first: {stamps}). Remove them, or import "
+            "with `python -m catalogs import-csv ... --duplicate-policy drop` to keep the first "
+            "row of each timestamp"
         )
         return frame, 0, 0, [problem]
     involved = frame[frame.index.duplicated(keep=False)]
@@ -457,7 +458,8 @@ def _check_order_and_grid(index: pd.DatetimeIndex, delta: pd.Timedelta) -> None:
         raise BarValidationError(
             [
                 f"timestamps are not sorted: {len(backwards):,} place(s) go backwards ({pairs}). "
-                "Sort with df.sort_index() after checking why the source is out of order"
+                "Sort the rows by time (in pandas: df.sort_index()) after checking why the "
+                "source is out of order"
             ]
         )
     off_grid = stamps % delta.value != 0
@@ -478,7 +480,7 @@ def _gap_problem(gaps: list[BarGap]) -> str:
     missing = sum(gap.missing_bars for gap in gaps)
     return (
         f"{len(gaps):,} gap(s) with {missing:,} missing bar(s): {shown}{more}. "
-        "Pass gap_policy='report' to keep the gaps or gap_policy='fill' to insert flat bars"
+        "Pass --gap-policy report to keep the gaps or --gap-policy fill to insert flat bars"
     )
 
 

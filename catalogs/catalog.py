@@ -61,6 +61,7 @@ from catalogs.errors import InstrumentNotFoundError
 from catalogs.errors import OverlapConflictError
 from catalogs.errors import PrecisionError
 from catalogs.storage import catalog_root
+from catalogs.storage import check_catalog_target
 from catalogs.storage import check_readable
 from catalogs.storage import damaged_file_error
 from catalogs.storage import naming_damaged_files
@@ -131,10 +132,14 @@ class WriteResult:
 
 
 def open_catalog(path: CatalogLike, *, create: bool = False) -> ParquetDataCatalog:
-    """Open the catalog at ``path`` (created when ``create`` is true)."""
+    """Open the catalog at ``path``. With ``create`` (every writer), a missing catalog is
+    created, and a path that must not become a catalog is refused first
+    (:func:`~catalogs.storage.check_catalog_target`)."""
     if isinstance(path, ParquetDataCatalog):
         return path
     root = Path(path).expanduser().resolve()
+    if create:
+        check_catalog_target(root)
     if root.exists() and not root.is_dir():
         raise CatalogNotFoundError(f"Catalog path {root} exists but is not a directory")
     if not root.exists():
@@ -192,7 +197,9 @@ def load_instrument(catalog_path: CatalogLike, instrument_id: str) -> Instrument
         stored = list_instrument_ids(catalog)
         raise InstrumentNotFoundError(
             f"Instrument {instrument_id!r} is not in the catalog at {catalog.path}; stored "
-            f"instruments: {', '.join(stored) or 'none'}. Write bars for it with write_bars()"
+            f"instruments: {', '.join(stored) or 'none'}. Import its bars with `python -m "
+            f"catalogs import-csv FILE.csv --symbol SYMBOL --interval INTERVAL --catalog "
+            f"{catalog.path}` (or `python -m catalogs fetch`)"
         )
     return max(found, key=lambda instrument: instrument.ts_init)
 
@@ -502,8 +509,8 @@ def _report_conflicts(conflicts: list[str], on_conflict: ConflictPolicy) -> None
     message = "Stored bars were kept, new overlapping bars ignored: " + " | ".join(conflicts)
     if on_conflict == "error":
         raise OverlapConflictError(
-            message + ". Pass on_conflict='warn' (CLI: --on-conflict warn) to append only the "
-            "bars after the stored range"
+            message + ". To append only the bars after the stored range pass --on-conflict "
+            "warn (python -m catalogs import-csv), or write them to a new --catalog"
         )
     warnings.warn(message, stacklevel=4)
 

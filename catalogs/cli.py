@@ -37,6 +37,8 @@ from catalogs.instruments import make_perpetual
 from catalogs.planted import KINDS
 from catalogs.planted import demo_preset
 from catalogs.planted import generate_planted
+from catalogs.storage import check_catalog_target
+from catalogs.storage import local_catalog_path
 from catalogs.synthetic import SyntheticMarketConfig
 from catalogs.synthetic import generate_bars
 from cli_errors import EXIT_INTERRUPTED
@@ -45,6 +47,7 @@ from cli_errors import positive_float
 from cli_errors import positive_int
 from cli_errors import run_cli
 
+CATALOG_ON_DISK = "python -m catalogs reads and writes"
 _CSV_FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
 
 
@@ -55,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    args.catalog = local_catalog_path(args.catalog, CATALOG_ON_DISK)
+    if args.command != "info":  # a writer: the catalog path is checked before any work
+        check_catalog_target(Path(args.catalog).expanduser().resolve())
     try:
         args.handler(args)
     except KeyboardInterrupt:
@@ -281,8 +287,7 @@ def _subparser(
     parser = commands.add_parser(name, help=help_text, description=help_text)
     parser.add_argument(
         "--catalog",
-        type=Path,
-        default=DEFAULT_CATALOG_PATH,
+        default=str(DEFAULT_CATALOG_PATH),
         help=f"catalog directory (default: {DEFAULT_CATALOG_PATH})",
     )
     add_debug_flag(parser)

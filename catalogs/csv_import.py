@@ -103,7 +103,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise CsvFileNotFoundError(f"CSV file not found: {path}; check the path")
     if not path.is_file():
-        raise CsvFileNotFoundError(f"{path} is not a file; pass the path of a CSV file")
+        raise CsvFileNotFoundError(f"{path} is not a regular file; pass the path of a CSV file")
     try:
         # Only empty cells count as missing: 'n/a', 'null' etc. are reported as bad values.
         table = pd.read_csv(
@@ -206,12 +206,12 @@ def _detect_column(available: list[str], name: str) -> str:
     if not matches:
         raise CsvFormatError(
             f"no {name!r} column found; columns in the file: {_quoted(available)}. "
-            f"Map one with columns={{'<csv column>': {name!r}}} "
-            f"(CLI: --{name}-col), or rename it to one of {', '.join(_AUTO_NAMES[name])}"
+            f"Name it with --{name}-col COLUMN (from Python: columns={{'<csv column>': "
+            f"{name!r}}}), or rename it to one of {', '.join(_AUTO_NAMES[name])}"
         )
     raise CsvFormatError(
         f"several columns could be {name!r}: {_quoted(matches)}; choose one with "
-        f"columns={{'<csv column>': {name!r}}} (CLI: --{name}-col)"
+        f"--{name}-col COLUMN (from Python: columns={{'<csv column>': {name!r}}})"
     )
 
 

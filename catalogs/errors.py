@@ -31,6 +31,10 @@ class CatalogNotFoundError(CatalogsError, FileNotFoundError):
     """The data catalog directory does not exist."""
 
 
+class CatalogLocationError(CatalogsError, ValueError):
+    """A catalog named in a way this command cannot use (e.g. an object-store URL to write)."""
+
+
 class BarTypeNotFoundError(CatalogsError, LookupError):
     """The requested bar type is not stored in the catalog."""
 

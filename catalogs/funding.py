@@ -225,8 +225,8 @@ def synthetic_funding(
     close = bars["close"].astype(float)
     first = close.index[0].ceil(interval)
     times = pd.date_range(first, close.index[-1], freq=interval)
-    if times.empty:
-        return pd.Series(dtype=float, name="rate")
+    if times.empty:  # fewer bars than one funding interval
+        return pd.Series(dtype=float, name="rate", index=pd.DatetimeIndex([], tz="UTC"))
     price = close.reindex(times, method="ffill").to_numpy()
     earlier = close.reindex(times - pd.Timedelta(days=3), method="ffill").to_numpy()
     trend = np.nan_to_num(np.log(price / earlier))  # 0 before the first 3 days

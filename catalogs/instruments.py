@@ -159,8 +159,10 @@ def get_spec(symbol: str) -> InstrumentSpec:
     if spec is None:
         raise UnknownInstrumentError(
             f"No built-in Bybit linear spec for {symbol!r}; known symbols: "
-            f"{', '.join(sorted(BYBIT_LINEAR_SPECS))}. For another contract pass "
-            "spec=InstrumentSpec(...) with values from /v5/market/instruments-info."
+            f"{', '.join(sorted(BYBIT_LINEAR_SPECS))}; give one of them with --symbol. Another "
+            "contract needs its spec added to BYBIT_LINEAR_SPECS in catalogs/instruments.py (or, "
+            "from Python, spec=InstrumentSpec(...)) with values from "
+            "/v5/market/instruments-info"
         )
     return spec
 

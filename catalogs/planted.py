@@ -13,6 +13,11 @@ them can learn it):
 - ``vol_momentum``: at a bar whose previous bar's ``vol_ratio_5_20`` crossed above
   ``vol_ratio_threshold`` (the start of a volatility burst: above it at t - 1, not at t - 2),
   the next ``drift_bars`` bars drift by ``+beta r_t`` in total;
+- ``reversal_to_momentum``: a market whose structure changes once: ``volume_reversal``'s
+  trigger, with drift ``-beta r_t`` for events that start before the switch bar and ``+beta
+  r_t`` (momentum after a volume spike) for events from the switch bar on
+  (:meth:`PlantedConfig.switch_index`: ``switch_bar``, else ``switch_fraction`` of the bars,
+  half way by default);
 - ``no_edge``: ``d_t = 0`` (a random walk with GARCH volatility).
 
 An event starts only if no event happened in the ``refractory`` bars before it (``refractory
@@ -24,7 +29,9 @@ The oracle std is exact for h = 1 (``s_{t+1}`` is known at t, ``m`` has known mo
 h > 1 it uses the GARCH variance forecast (exact) and, for events that may start inside the
 horizon, their unconditional rate (an approximation of a term of order ``beta * rate``).
 The oracle at bar t uses bars up to t only (generated sequentially; each random stream is
-prefix-stable, so a longer run extends a shorter one).
+prefix-stable, so a longer run extends a shorter one; for ``reversal_to_momentum`` only with a
+fixed ``switch_bar``, since ``switch_fraction`` places the switch by the run's length). Every
+event's drift carries the sign in force at the bar it started, and so does the oracle.
 """
 
 from __future__ import annotations
@@ -42,8 +49,11 @@ from catalogs.bars import parse_interval
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import IncrementalFeatures
 
-MarketKind = Literal["volume_reversal", "vol_momentum", "no_edge"]
-KINDS: tuple[str, ...] = ("volume_reversal", "vol_momentum", "no_edge")
+MarketKind = Literal["volume_reversal", "vol_momentum", "no_edge", "reversal_to_momentum"]
+KINDS: tuple[str, ...] = ("volume_reversal", "vol_momentum", "no_edge", "reversal_to_momentum")
+VOLUME_KINDS = ("volume_reversal", "reversal_to_momentum")  # triggered by a volume spike
+# the kinds whose law never changes (a forecast benchmark's train and test blocks agree)
+STATIONARY_KINDS: tuple[str, ...] = ("volume_reversal", "vol_momentum", "no_edge")
 _INTRABAR_STEPS = 8
 
 
@@ -68,6 +78,10 @@ class PlantedConfig:
     # share of bars where vol_ratio_5_20 crosses vol_ratio_threshold (0.051 measured on 10^5
     # bars of preset("vol_momentum")); only the h > 1 oracle std uses it (future events)
     momentum_trigger_rate: float = 0.05
+    # reversal_to_momentum: the first bar whose events drift with +beta (momentum); switch_bar
+    # (a bar index) if given, else int(switch_fraction * n_bars)
+    switch_fraction: float = 0.5
+    switch_bar: int | None = None
     start_price: float = 40_000.0
     interval: str = "5min"
     start: str = "2024-01-01T00:00:00Z"
@@ -79,6 +93,27 @@ class PlantedConfig:
             raise ValueError("PlantedConfig needs 1 <= drift_bars <= refractory")
         if not (self.garch_alpha >= 0 and self.garch_alpha + self.garch_beta < 1):
             raise ValueError("PlantedConfig needs garch_alpha + garch_beta < 1")
+        if not 0.0 <= self.switch_fraction <= 1.0:
+            raise ValueError(
+                f"PlantedConfig.switch_fraction must be in [0, 1], got {self.switch_fraction!r}"
+            )
+        if self.switch_bar is not None and self.switch_bar < 0:
+            raise ValueError(f"PlantedConfig.switch_bar must be >= 0, got {self.switch_bar!r}")
+
+    def switch_index(self, n_bars: int) -> int | None:
+        """``reversal_to_momentum``: index of the first bar whose event drifts with ``+beta``
+        (momentum) in a run of ``n_bars``; None for the kinds that never switch."""
+        if self.kind != "reversal_to_momentum":
+            return None
+        if self.switch_bar is not None:
+            return self.switch_bar
+        return int(self.switch_fraction * n_bars)
+
+    def event_sign(self, bar: int, switch: int | None) -> float:
+        """The sign of the drift of an event starting at ``bar`` (-1 reversal, +1 momentum)."""
+        if self.kind == "reversal_to_momentum":
+            return -1.0 if switch is None or bar < switch else 1.0
+        return -1.0 if self.kind == "volume_reversal" else 1.0
 
     @property
     def spike_second_moment(self) -> float:
@@ -100,6 +135,9 @@ class PlantedMarket:
     oracle_mean: pd.DataFrame  # columns h=1.. : E[log(c_{t+h}/c_t) | bars <= t]
     oracle_std: pd.DataFrame  # columns as oracle_mean
     events: pd.Series  # bool: an event started at this bar
+    # reversal_to_momentum: close time of the switch bar (its events and later ones are
+    # momentum); None for the other kinds or a switch beyond the last bar
+    switch: pd.Timestamp | None = None
 
 
 def preset(kind: MarketKind) -> PlantedConfig:
@@ -114,7 +152,9 @@ def demo_preset(interval: str = "1h", kind: MarketKind = "volume_reversal") -> P
     annual volatility at ``interval``, volume spikes with 3x the usual return volatility, and
     for ``volume_reversal`` an edge far beyond a taker round trip: the next 3 bars give back a
     spike's whole return (on hourly bars ~0.8 % on average against a 0.13 % round trip, about
-    half the standard deviation of the 6-bar return)."""
+    half the standard deviation of the 6-bar return). ``reversal_to_momentum``: the same edge
+    until half way through the run, then the next 3 bars repeat a spike's whole return
+    (``benchmarks/retraining.py``)."""
     bars_per_year = pd.Timedelta(days=365) / parse_interval(interval)
     return PlantedConfig(
         kind=kind,
@@ -148,9 +188,10 @@ def generate_planted(
     volume = np.where(spikes, volume * config.spike_volume, volume)
     multiplier = np.where(spikes, config.spike_return_vol, 1.0)
 
-    path = _simulate(config, shocks, multiplier, volume)
+    switch = config.switch_index(n_bars)
+    path = _simulate(config, shocks, multiplier, volume, switch)
     bars = _bars(config, path, bridge, multiplier, volume)
-    mean, std = _oracle(config, horizons, path)
+    mean, std = _oracle(config, horizons, path, switch)
     index = bars.index
     columns = [f"h{h}" for h in horizons]
     return PlantedMarket(
@@ -158,6 +199,7 @@ def generate_planted(
         oracle_mean=pd.DataFrame(mean, index=index, columns=columns),
         oracle_std=pd.DataFrame(std, index=index, columns=columns),
         events=pd.Series(path.events, index=index, name="event"),
+        switch=index[switch] if switch is not None and switch < n_bars else None,
     )
 
 
@@ -173,7 +215,11 @@ class _Path:
 
 
 def _simulate(
-    config: PlantedConfig, shocks: np.ndarray, multiplier: np.ndarray, volume: np.ndarray
+    config: PlantedConfig,
+    shocks: np.ndarray,
+    multiplier: np.ndarray,
+    volume: np.ndarray,
+    switch: int | None = None,
 ) -> _Path:
     """Sequential simulation: each bar's drift and trigger read the states of bars <= t."""
     n = len(shocks)
@@ -203,12 +249,11 @@ def _simulate(
         state = features.update(close, close, close, volume[t])
         if state is not None and t - last_event > config.refractory:
             trigger = (
-                config.kind == "volume_reversal" and state[volume_column] > config.volume_threshold
+                config.kind in VOLUME_KINDS and state[volume_column] > config.volume_threshold
             ) or (config.kind == "vol_momentum" and _crossed(previous_ratio, earlier_ratio, config))
             if trigger:
                 events[t], last_event = True, t
-                sign = -1.0 if config.kind == "volume_reversal" else 1.0
-                event_size[t] = sign * config.beta * r
+                event_size[t] = config.event_sign(t, switch) * config.beta * r
         earlier_ratio = previous_ratio
         previous_ratio = state[ratio_column] if state is not None else 0.0
         armed[t] = config.kind == "vol_momentum" and _crossed(previous_ratio, earlier_ratio, config)
@@ -252,9 +297,10 @@ def _bars(
 
 
 def _oracle(
-    config: PlantedConfig, horizons: tuple[int, ...], path: _Path
+    config: PlantedConfig, horizons: tuple[int, ...], path: _Path, switch: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """E and std of log(c_{t+h}/c_t) given bars <= t (see the module docstring)."""
+    """E and std of log(c_{t+h}/c_t) given bars <= t (see the module docstring); the known
+    events' drift already carries the sign in force at their start (``event_size``)."""
     variance, events, event_size = path.variance, path.events, path.event_size
     n = len(variance)
     alpha, garch_beta, m2 = config.garch_alpha, config.garch_beta, config.spike_second_moment
@@ -277,27 +323,44 @@ def _oracle(
         var = np.zeros(n)
         for j in range(1, h + 1):
             expected_s2 = long_run + persistence ** (j - 1) * (next_s2 - long_run)
-            var += expected_s2 * _future_factor(config, j, h, since, path.armed, m2)
+            sign = _future_sign(config, t + j, switch)
+            var += expected_s2 * _future_factor(config, j, h, since, path.armed, m2, sign)
         std[:, k] = np.sqrt(var)
     return mean, std
 
 
+def _future_sign(config: PlantedConfig, bars: np.ndarray, switch: int | None) -> float | np.ndarray:
+    """The drift sign of an event that would start at each of ``bars`` (one number for the
+    kinds whose sign never changes)."""
+    if config.kind != "reversal_to_momentum":
+        return config.event_sign(0, None)
+    if switch is None:
+        return -1.0
+    return np.where(bars < switch, -1.0, 1.0)
+
+
 def _future_factor(
-    config: PlantedConfig, j: int, h: int, since: np.ndarray, armed: np.ndarray, m2: float
+    config: PlantedConfig,
+    j: int,
+    h: int,
+    since: np.ndarray,
+    armed: np.ndarray,
+    m2: float,
+    sign: float | np.ndarray,
 ) -> np.ndarray:
     """E[(m c)^2] of bar t + j: spike moments and an event possibly starting at t + j.
 
     An event at t + j multiplies that bar's shock by c = 1 + sign beta (its drift bars inside
-    the horizon) / drift_bars. Its probability: exact for a momentum event at t + 1 (armed by
-    bar t's state); otherwise the trigger's unconditional rate (the h > 1 approximation).
+    the horizon) / drift_bars, ``sign`` the one in force at t + j. Its probability: exact for a
+    momentum event at t + 1 (armed by bar t's state); otherwise the trigger's unconditional
+    rate (the h > 1 approximation).
     """
     if config.kind == "no_edge" or j == h:
         return np.full(len(since), m2)
     carried = min(config.drift_bars, h - j)
-    sign = -1.0 if config.kind == "volume_reversal" else 1.0
     gain = (1.0 + sign * config.beta * carried / config.drift_bars) ** 2 - 1.0
     eligible = since + j > config.refractory
-    if config.kind == "volume_reversal":  # an event is a spike bar: m = spike_return_vol
+    if config.kind in VOLUME_KINDS:  # an event is a spike bar: m = spike_return_vol
         rate = config.spike_prob * config.spike_return_vol**2
     elif j == 1:
         rate = armed.astype(float) * m2

@@ -33,10 +33,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
+from catalogs.errors import CatalogLocationError
 from catalogs.errors import CatalogNotFoundError
 from catalogs.errors import CatalogsError
 from catalogs.errors import CatalogWriteError
 from catalogs.errors import DamagedFileError
+from output_paths import enclosing_store
+from output_paths import is_catalog
+from output_paths import is_model_directory
 
 LOCK_FILE_NAME: Final[str] = ".catalogs.lock"
 STAGING_PREFIX: Final[str] = ".catalogs-staging-"
@@ -69,12 +73,11 @@ def catalog_at(location: str | os.PathLike[str]) -> Path | ParquetDataCatalog:
     ``memory://`` is refused: Nautilus's Rust reader cannot see fsspec's in-process memory,
     and Ray workers, other processes, would not see it either.
     """
-    if not is_catalog_url(location):
-        return Path(location)
+    local = _local_path(location)
+    if local is not None:
+        return local
     url = str(location)
     protocol, path = fsspec.core.split_protocol(url)
-    if protocol in ("file", "local"):
-        return Path(path)
     if protocol == "memory":
         raise CatalogNotFoundError(
             f"Cannot read the catalog {url}: Nautilus reads bars through its Rust backend, which "
@@ -99,6 +102,49 @@ def catalog_at(location: str | os.PathLike[str]) -> Path | ParquetDataCatalog:
             "holding data/)"
         )
     return ParquetDataCatalog(path, fs_protocol=protocol)
+
+
+def local_catalog_path(location: str | os.PathLike[str], purpose: str) -> Path:
+    """The local directory of a catalog named by a path or a ``file://`` URL; any other URL
+    is refused in one line (:class:`~catalogs.errors.CatalogLocationError`) without touching
+    the network: ``purpose`` (e.g. "python -m catalogs writes") says why it must be local."""
+    local = _local_path(location)
+    if local is None:
+        raise CatalogLocationError(
+            f"{purpose} a catalog on this machine's filesystem, not {location}; give a local "
+            "path or a file:// URL (python -m evaluation reads object-store URLs such as s3://)"
+        )
+    return local
+
+
+def _local_path(location: str | os.PathLike[str]) -> Path | None:
+    """The local path a plain path or a ``file://`` URL names; None for any other URL."""
+    if not is_catalog_url(location):
+        return Path(location)
+    protocol, path = fsspec.core.split_protocol(str(location))
+    return Path(path) if protocol in ("file", "local") else None
+
+
+def check_catalog_target(root: Path) -> None:
+    """Refuse, before anything is read or written, a path that is not a catalog and must not
+    become one: a file, a non-empty directory that is not a catalog (a model directory, a
+    report directory, your home directory...), or a path inside a catalog or model directory.
+    A missing path or an empty directory becomes a new catalog."""
+    if root.exists() and not root.is_dir():
+        raise CatalogWriteError(
+            f"the catalog path {root} is a file, not a directory; give a catalog directory"
+        )
+    store = enclosing_store(root, include_self=False)
+    if store is not None:
+        raise CatalogWriteError(
+            f"the catalog path {root} lies inside {store}; give a catalog directory elsewhere"
+        )
+    if root.is_dir() and not is_catalog(root) and any(True for _ in root.iterdir()):
+        what = "a model directory" if is_model_directory(root) else "a directory of other files"
+        raise CatalogWriteError(
+            f"{root} is not a data catalog but {what}; writing bars there would mix them in: "
+            "give a new or empty directory, or an existing catalog"
+        )
 
 
 # -- Writer lock ---------------------------------------------------------------------------------

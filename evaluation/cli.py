@@ -4,6 +4,12 @@ Reads the run configuration that run_backtest.py and run_live.py read (``--confi
 policy evaluated is the policy traded; without one, the defaults. Bars come from that
 configuration's catalog and bar type, from ``--catalog``/``--bar-type``, or from any OHLCV CSV
 (``--csv``). A mistake ends with one ``error:`` line and exit status 2 (``--debug``: traceback).
+
+A configuration with a ``retrain:`` section (``retrain.every`` set) is evaluated on its
+schedule: one fold per retraining (:func:`evaluation.folds.retrain_folds`) instead of
+``--folds``, each model made and promoted as the strategy makes it
+(:func:`evaluation.walk_forward.schedule_models`); ``--folds``, ``--scheme``,
+``--min-train-fraction`` and ``--train-bars`` are refused with it.
 """
 
 from __future__ import annotations
@@ -23,11 +29,11 @@ from cli_errors import open_fraction
 from cli_errors import positive_int
 from cli_errors import run_cli
 from evaluation.folds import EvaluationInputError
+from evaluation.folds import RetrainPlan
 from evaluation.parallel import DEFAULT_TASK_THREADS
 from evaluation.parallel import default_workers
 from evaluation.parallel import ray_evaluation
 from evaluation.parallel import ray_session
-from evaluation.parallel import write_atomically
 from evaluation.report import jsonable
 from evaluation.report import verdict
 from evaluation.report import write_report
@@ -38,6 +44,9 @@ from evaluation.walk_forward import ScenarioChecksError
 from evaluation.walk_forward import evaluate
 from evaluation.walk_forward import funded_bars
 from evaluation.walk_forward import run_execution
+from output_paths import check_output_dir
+from output_paths import claim_output_dir
+from output_paths import write_atomically
 from policy.settings import PolicySettings
 from scoremodel.training import TrainConfig
 
@@ -159,13 +168,23 @@ def _add_ray_options(parser: argparse.ArgumentParser, workers_help: str) -> None
 
 def _add_evaluation_options(parser: argparse.ArgumentParser) -> None:
     defaults = EvaluationConfig()
-    parser.add_argument("--folds", type=positive_int, default=defaults.n_folds)
-    parser.add_argument("--scheme", choices=("expanding", "rolling"), default=defaults.scheme)
+    # the fold options default to None so that one given beside a retrain: section is refused
+    # (FOLD_OPTIONS; evaluation_config fills in the defaults)
+    parser.add_argument(
+        "--folds",
+        type=positive_int,
+        help=f"walk-forward folds (default: {defaults.n_folds}; a retrain: section in "
+        "--config makes one fold per retraining instead)",
+    )
+    parser.add_argument(
+        "--scheme",
+        choices=("expanding", "rolling"),
+        help=f"training windows (default: {defaults.scheme})",
+    )
     parser.add_argument(
         "--min-train-fraction",
         type=open_fraction,
-        default=defaults.min_train_fraction,
-        help="first training window as a share of the bars (%(default)s)",
+        help=f"first training window as a share of the bars ({defaults.min_train_fraction})",
     )
     parser.add_argument("--train-bars", type=positive_int, help="rolling window length, bars")
     parser.add_argument("--horizon", type=positive_int, default=defaults.horizon, help="h, bars")
@@ -190,9 +209,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from runtime.run_config import load_run_config  # reads the strategy's config class
 
     run = load_run_config(args.config)
+    check_output_dir(args.out, "--out")  # before minutes of folds, not after
+    config = evaluation_config(args, run)  # options that contradict the configuration: now
     bars, source = _csv_bars(args) if args.csv else _catalog_bars(args, run)
     parallel = args.workers is not None or args.ray_address is not None
-    config = evaluation_config(args, run)
     try:
         if parallel:
             with ray_session(args.workers, args.ray_address):
@@ -213,9 +233,8 @@ def _keep_finished_folds(args: argparse.Namespace, results: dict) -> None:
     """The folds' and the pooled results of a run whose scenario checks failed, saved as
     OUT/evaluation.partial.json (report.md and the figures need the scenario checks)."""
     results = {**results, "policy_source": args.config or "the defaults (no --config)"}
-    path = Path(args.out) / PARTIAL_RESULTS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda temporary: temporary.write_text(json.dumps(jsonable(results))))
+    path = claim_output_dir(args.out, "--out") / PARTIAL_RESULTS
+    write_atomically(path, json.dumps(jsonable(results)))
     print(
         f"the scenario checks failed; the folds and the pooled summary are kept in {path}",
         file=sys.stderr,
@@ -230,8 +249,15 @@ def _sweep(args: argparse.Namespace) -> int:
 
     space = load_space(args.space)
     run = load_run_config(args.config)
+    if run.retrain.enabled:
+        raise EvaluationInputError(
+            f"{args.config}: the sweep does not evaluate a retrain: schedule (its folds are "
+            "--folds walk-forward folds); evaluate the schedule with `python -m evaluation "
+            "--config ...`, or sweep with a configuration without a retrain: section"
+        )
     base = evaluation_config(args, run)
     trial_configs(base, space)  # every trial checked before bars are read or Ray starts
+    check_output_dir(args.out, "--out")
     bars, source = _csv_bars(args) if args.csv else _catalog_bars(args, run)
     with ray_session(args.workers, args.ray_address):
         _, summary = sweep(bars, source, base, space, args.out)
@@ -254,6 +280,7 @@ def _instruments(args: argparse.Namespace) -> int:
     from runtime.run_config import load_run_config
 
     run = load_run_config(args.config)
+    check_output_dir(args.out, "--out")
     location = str(args.catalog or run.backtest.catalog)
     local = catalog_at(location)  # file:// URLs as their path
     if not isinstance(local, Path):
@@ -265,8 +292,9 @@ def _instruments(args: argparse.Namespace) -> int:
     catalog = str(local)
     if not Path(catalog).is_dir():
         raise CatalogNotFoundError(
-            f"catalog {catalog} does not exist; give --catalog or a --config whose "
-            "backtest.catalog exists"
+            f"catalog {catalog} "
+            f"{'is not a directory' if Path(catalog).exists() else 'does not exist'}; give "
+            "--catalog or a --config whose backtest.catalog exists"
         )
     stored = list_bar_types(catalog)
     missing = [bar_type for bar_type in args.bar_types or [] if bar_type not in stored]
@@ -290,11 +318,34 @@ def _instruments(args: argparse.Namespace) -> int:
     return 0 if (table["status"] == "ok").all() else 1
 
 
+FOLD_OPTIONS = {  # option: its argparse destination
+    "--folds": "folds",
+    "--scheme": "scheme",
+    "--min-train-fraction": "min_train_fraction",
+    "--train-bars": "train_bars",
+}
+
+
 def evaluation_config(args: argparse.Namespace, run) -> EvaluationConfig:
     """The evaluation's settings: the run configuration's policy and account, the options'
     folds and training budget. Every fold runs with ``--threads`` torch and BLAS threads, a
     setting of the task (not of the process that runs it), so the serial run and any number
-    of workers give the same results."""
+    of workers give the same results.
+
+    With a ``retrain:`` section (``retrain.every`` set) its schedule makes the folds
+    (``EvaluationConfig.retrain``): the fold options are refused, and every retraining uses
+    the options' recipe with ``retrain.epochs`` (when set) and ``retrain.threads``
+    (:func:`evaluation.walk_forward.retrain_fit`)."""
+    given = [option for option, name in FOLD_OPTIONS.items() if getattr(args, name) is not None]
+    retrain = RetrainPlan.of(run.retrain) if run.retrain.enabled else None
+    if retrain is not None and given:
+        raise EvaluationInputError(
+            f"{', '.join(given)} cannot be used with the retrain: section of "
+            f"{args.config}: its schedule makes the folds (one per retraining, every "
+            f"{retrain.every}); drop {', '.join(given)}, or evaluate a configuration without "
+            "a retrain: section"
+        )
+    defaults = EvaluationConfig()
     train = replace(
         EVAL_TRAINING,
         max_epochs=args.epochs,
@@ -311,9 +362,13 @@ def evaluation_config(args: argparse.Namespace, run) -> EvaluationConfig:
     )
     return replace(
         EvaluationConfig(),
-        n_folds=args.folds,
-        scheme=args.scheme,
-        min_train_fraction=args.min_train_fraction,
+        n_folds=args.folds if args.folds is not None else defaults.n_folds,
+        scheme=args.scheme or defaults.scheme,
+        min_train_fraction=(
+            args.min_train_fraction
+            if args.min_train_fraction is not None
+            else defaults.min_train_fraction
+        ),
         train_bars=args.train_bars,
         horizon=args.horizon,
         train=train,
@@ -325,6 +380,7 @@ def evaluation_config(args: argparse.Namespace, run) -> EvaluationConfig:
         n_boot=args.bootstrap,
         scenario_samples=args.scenario_samples,
         pc_steps=args.pc_steps,
+        retrain=retrain,
     )
 
 
@@ -354,15 +410,17 @@ def _catalog_bars(args: argparse.Namespace, run) -> tuple[pd.DataFrame, str]:
     from runtime.embedded_default import DEFAULT_CATALOG
     from runtime.embedded_default import prepare_default_catalog
 
-    location = str(args.catalog or run.backtest.catalog)
-    catalog = catalog_at(location)  # a path, or the catalog at a reachable fsspec URL
     bar_type = args.bar_type or str(run.strategy.bar_type)
-    if catalog == Path(DEFAULT_CATALOG) and bar_type == DEFAULT_BAR_TYPE:
+    embedded = args.config is None and args.catalog is None and bar_type == DEFAULT_BAR_TYPE
+    location = DEFAULT_CATALOG if embedded else str(args.catalog or run.backtest.catalog)
+    catalog = catalog_at(location)  # a path, or the catalog at a reachable fsspec URL
+    if embedded:
         prepare_default_catalog()  # the embedded default, at its own path only
     elif isinstance(catalog, Path) and not catalog.is_dir():
         raise CatalogNotFoundError(
-            f"catalog {location} does not exist; give --catalog, a --config whose "
-            "backtest.catalog exists, or --csv FILE"
+            f"catalog {location} "
+            f"{'is not a directory' if catalog.exists() else 'does not exist'}; give "
+            "--catalog, a --config whose backtest.catalog exists, or --csv FILE"
         )
     elif bar_type not in list_bar_types(catalog):
         raise BarTypeNotFoundError(

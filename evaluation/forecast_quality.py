@@ -20,17 +20,9 @@ import pandas as pd
 
 from evaluation.metrics import block_bootstrap_indices
 from evaluation.metrics import block_length
+from scoremodel.gaussian import crps_gaussian as crps_gaussian
 from scoremodel.gaussian import norm_cdf
 from scoremodel.gaussian import norm_ppf
-
-INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
-
-
-def crps_gaussian(mu: np.ndarray, sigma: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Closed form: s [z (2 Phi(z) - 1) + 2 phi(z) - 1/sqrt(pi)], z = (y - mu) / s."""
-    z = (np.asarray(y) - mu) / sigma
-    pdf = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    return sigma * (z * (2 * norm_cdf(z) - 1) + 2 * pdf - INV_SQRT_PI)
 
 
 def quantile_function(levels: np.ndarray, quantiles: np.ndarray, taus: np.ndarray) -> np.ndarray:

@@ -19,8 +19,8 @@ import functools
 import hashlib
 import json
 import os
+import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from cli_errors import UserError
+from output_paths import write_atomically
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 # Ray's shared-memory object store; the bars and fold inputs are a few MB, so 1 GiB leaves a
 # 24 GB machine room for the workers (each a Python process with torch, ~0.5 GB).
 DEFAULT_OBJECT_STORE_BYTES = 1 << 30
+# Seconds to wait for a --ray-address to accept a connection (per address tried).
+RAY_CONNECT_TIMEOUT_S = 5.0
 RESULT_SUFFIX = ".json"
 # Numeric threads of a task that names none: 1, what a Ray worker (one CPU) gets by default.
 DEFAULT_TASK_THREADS = 1
@@ -210,6 +213,8 @@ def ray_session(
         "logging_level": "ERROR",
         "runtime_env": {"env_vars": env_vars},
     }
+    if address:
+        check_ray_address(address)  # Ray itself retries a dead address for minutes
     try:
         if address:
             ray.init(address=address, **options)
@@ -232,6 +237,52 @@ def ray_session(
         yield
     finally:
         ray.shutdown()
+
+
+def check_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Refuse, within seconds, a cluster ``address`` (``host:port`` or ``ray://host:port``)
+    where nothing accepts a connection: ``ray.init`` retries such an address for minutes.
+
+    Tried are the address as given and as Ray reads it (Ray replaces 127.0.0.1 by this node's
+    address); one accepting a TCP connection is enough. An address without a port (``auto``)
+    is left to Ray, which words its own error."""
+    text = address.removeprefix("ray://")
+    host, colon, port_text = text.rpartition(":")
+    if not colon or not port_text.isdigit() or not host:
+        return
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise RayStartError(
+            f"--ray-address {address}: the port must be between 1 and 65535; give the address "
+            "`ray status` prints on the head node"
+        )
+    candidates = [(host.strip("[]"), port)]
+    if not address.startswith("ray://"):
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+
+            canonical = canonicalize_bootstrap_address(text)
+        except Exception:  # Ray's own reading failed: the address as given is tried alone
+            canonical = None
+        if canonical:
+            canonical_host, _, canonical_port = canonical.rpartition(":")
+            if canonical_port.isdigit():
+                candidates.append((canonical_host.strip("[]"), int(canonical_port)))
+    reasons = []
+    for where in dict.fromkeys(candidates):
+        try:
+            with socket.create_connection(where, timeout=timeout):
+                return
+        except TimeoutError:
+            reasons.append(f"{where[0]}:{where[1]}: no answer within {timeout:g} s")
+        except OSError as error:
+            reasons.append(f"{where[0]}:{where[1]}: {error.strerror or error}")
+    flag = "--ray-client-server-port" if address.startswith("ray://") else "--port"
+    raise RayStartError(
+        f"cannot reach the Ray cluster at {address} ({'; '.join(reasons)}); start it with "
+        f"`ray start --head {flag} {port}` on the head node, check the address (`ray status` "
+        "on the head node prints it), or leave out --ray-address for a local Ray"
+    )
 
 
 def _session() -> Any:
@@ -503,33 +554,9 @@ def _stored_result(directory: Path | None, task: Task) -> Any:
 
 
 def _store_result(directory: Path, task: Task, value: Any) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
     record = {"label": task.label, "settings": task.settings, "result": value}
     text = json.dumps(record, default=str, allow_nan=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=RESULT_SUFFIX)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, directory / f"{task.key}{RESULT_SUFFIX}")
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(temporary path)`` next to ``path``, fsync, then rename over ``path``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        with open(temporary, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(directory / f"{task.key}{RESULT_SUFFIX}", text)
 
 
 def put(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +15,7 @@ from evaluation.forecast_quality import gaussian_quantiles
 from evaluation.forecast_quality import pit_from_quantiles
 from evaluation.summary import MODEL
 from evaluation.summary import FoldRun
+from output_paths import write_atomically
 from scoremodel.forecast import QUANTILES
 
 EQUITY_LINES = {
@@ -81,8 +83,10 @@ def write_plots(directory: Path, results: dict, runs: list[FoldRun], scenarios: 
         fig = draw()
         fig.text(0.01, 0.01, captions[name], fontsize=7, va="bottom", wrap=True)
         fig.tight_layout(rect=(0, 0.07, 1, 1))
-        fig.savefig(directory / name, dpi=100)
+        image = io.BytesIO()
+        fig.savefig(image, format="png", dpi=100)
         plt.close(fig)
+        write_atomically(directory / name, image.getvalue())
     return list(figures)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.folds import span_words
 from evaluation.plots import figure_captions
 from evaluation.plots import write_plots
 from evaluation.summary import BASELINES
@@ -16,21 +17,25 @@ from evaluation.summary import FILTER_VARIANTS
 from evaluation.summary import MODEL
 from evaluation.summary import MODEL_VARIANTS
 from evaluation.summary import FoldRun
+from output_paths import claim_output_dir
+from output_paths import write_atomically
 from scoremodel.training import TrainConfig
 
 CLAIMED_SHARPE = (0.8, 1.5)  # the chapter's promise
+OUT_OPTION = "--out"  # how errors name the report directory
 
 
 def write_report(
     directory: str | Path, results: dict, runs: list[FoldRun], scenarios: dict
 ) -> Path:
-    """Write evaluation.json, the PNG figures and report.md into ``directory``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write evaluation.json, the PNG figures and report.md into ``directory`` (checked and
+    marked as this program's by :func:`output_paths.claim_output_dir`; each file replaced
+    atomically)."""
+    directory = claim_output_dir(directory, OUT_OPTION)
     results = {**results, "verdict": verdict(results)}
-    (directory / "evaluation.json").write_text(json.dumps(jsonable(results), indent=1))
+    write_atomically(directory / "evaluation.json", json.dumps(jsonable(results), indent=1))
     figures = write_plots(directory, results, runs, scenarios)
-    (directory / "report.md").write_text(markdown(results, figures))
+    write_atomically(directory / "report.md", markdown(results, figures))
     return directory
 
 
@@ -224,7 +229,7 @@ def markdown(results: dict, figures: list[str]) -> str:
         f"# Walk-forward evaluation: {results['source']}",
         "",
         f"{results['bars']:,} bars of {results['bar_interval']} ({results['first_bar'][:16]} .. "
-        f"{results['last_bar'][:16]} UTC), {cfg['n_folds']} {cfg['scheme']} folds; written "
+        f"{results['last_bar'][:16]} UTC), {_folds_phrase(cfg)}; written "
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC in {results['seconds']:.0f} s.",
         "",
         "## Verdict",
@@ -264,30 +269,99 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _folds_phrase(cfg: dict) -> str:
+    retrain = cfg.get("retrain")
+    if retrain is None:
+        return f"{cfg['n_folds']} {cfg['scheme']} folds"
+    return f"{cfg['n_folds']} folds of the retrain schedule (every {span_words(retrain['every'])})"
+
+
+def _folds_setup(cfg: dict, train: dict) -> list[str]:
+    """The Setup's bullets on the folds: walk-forward folds, or a retraining schedule's."""
+    retrain = cfg.get("retrain")
+    if retrain is None:
+        return [
+            f"- Folds: {cfg['scheme']} walk-forward, purge {cfg['purge']} bars between training "
+            f"and test (>= max(label horizon h = {cfg['horizon']}, feature warm-up)), embargo "
+            f"{cfg['embargo']} bars after each test window (>= h, so test windows share no "
+            "label).",
+            f"- Each fold trains its own score and forecast models and normalisers with "
+            f"`fit_model` on its training bars only (internal chronological split "
+            f"{cfg['fractions']}, early stopping on its own validation block): hidden "
+            f"{train['hidden']} x {train['n_blocks']} blocks, at most {train['max_epochs']} "
+            f"epochs (patience {train['patience']}; `train` uses {TrainConfig().max_epochs}), "
+            f"batch {train['batch_size']}, lr {train['learning_rate']}, EMA "
+            f"{train['ema_decay']}, seed {train['seed']}.",
+        ]
+    window = (
+        "every bar from the first"
+        if retrain["window"] == "expanding"
+        else f"the last {span_words(retrain['window'])}"
+    )
+    validate = (
+        "promoted only when not worse than the model in use (`scoremodel.retrain.compare`: "
+        "CRPS and calibrated slope of the traded horizon on the window's most recent bars it "
+        "did not train on); a candidate not promoted leaves the model in use trading its "
+        "fold's window"
+        if retrain["validate"]
+        else "every candidate promoted (retrain.validate: false)"
+    )
+    epochs = (
+        f"at most {retrain['epochs']} epochs (retrain.epochs)"
+        if retrain["epochs"] is not None
+        else f"at most {train['max_epochs']} epochs (retrain.epochs unset: --epochs)"
+    )
+    drift = (
+        " Retrainings on drift alerts (on_drift) are not modelled." if retrain["on_drift"] else ""
+    )
+    return [
+        f"- Folds: the run configuration's retrain schedule, one fold per retraining the "
+        f"strategy makes: at the first bar of each period of {span_words(retrain['every'])} "
+        f"(a calendar grid from the UNIX epoch) a model is trained on {window} up to that "
+        f"bar (at least {retrain['min_bars']} bars, else that retraining waits) and decides from "
+        f"{retrain['delay_bars']} bar(s) later until the next retraining's model does. Test "
+        f"windows are adjacent (embargo 0); no training label reaches a test bar (each model's "
+        f"labels are computed from its window's bars, which end before its first decision; "
+        f"purge {cfg['purge']} bars). Each test window is simulated on its own (flat at its "
+        "start and end, a fresh risk state), where the strategy holds its position and risk "
+        f"state through a model swap.{drift}",
+        f"- Each retraining trains the score, forecast and conditional models with `fit_model` "
+        f"on its window only, as the strategy retrains (split {cfg['fractions']}, early "
+        f"stopping on its own validation block): hidden {train['hidden']} x "
+        f"{train['n_blocks']} blocks, {epochs}, {retrain['threads']} thread(s), batch "
+        f"{train['batch_size']}, lr {train['learning_rate']}, EMA {train['ema_decay']}, seed "
+        f"{train['seed']}; the first candidate is promoted (no model before it), later ones "
+        f"{validate}. The controls (ridge, NLL MLP) are trained on each fold's window.",
+    ]
+
+
+def _deciding_model(fold: dict) -> str:
+    if fold["promoted"]:
+        return f"{fold['model']} (promoted)"
+    return f"{fold['model']} (candidate {fold['candidate']} not promoted)"
+
+
 def _setup(results: dict) -> list[str]:
     cfg, train = results["config"], results["config"]["train"]
     sim, execution = cfg["policy"], cfg["execution"]
+    retrain = cfg.get("retrain") is not None
     rows = [
         [
             str(f["fold"]),
             _span(f["train_first"], f["train_last"], f["train"]),
             _span(f["test_first"], f["test_last"], f["test"]),
             f"{f['best_epoch'] + 1}/{f['epochs_run']}",
+            *([_deciding_model(f)] if retrain else []),
         ]
         for f in results["folds"]
     ]
+    header = ["fold", "training window (bars)", "test window (bars)", "best epoch"]
+    if retrain:
+        header = [*header, "model deciding the test window"]
     return [
         "## Setup (fixed before the run; nothing is tuned on test windows)",
         "",
-        f"- Folds: {cfg['scheme']} walk-forward, purge {cfg['purge']} bars between training and "
-        f"test (>= max(label horizon h = {cfg['horizon']}, feature warm-up)), embargo "
-        f"{cfg['embargo']} bars after each test window (>= h, so test windows share no label).",
-        f"- Each fold trains its own score and forecast models and normalisers with `fit_model` on "
-        f"its training bars only (internal chronological split {cfg['fractions']}, early stopping "
-        f"on its own validation block): hidden {train['hidden']} x {train['n_blocks']} blocks, "
-        f"at most {train['max_epochs']} epochs (patience {train['patience']}; `train` uses "
-        f"{TrainConfig().max_epochs}), batch {train['batch_size']}, lr {train['learning_rate']}, "
-        f"EMA {train['ema_decay']}, seed {train['seed']}.",
+        *_folds_setup(cfg, train),
         f"- Trading rules: the strategy's policy ({results.get('policy_source', 'defaults')}): "
         f"density filter at the {sim['density_percentile']:g}th training percentile, "
         "min confidence "
@@ -317,7 +391,7 @@ def _setup(results: dict) -> list[str]:
         + ", ".join(MODEL_VARIANTS)
         + ".",
         "",
-        *_table(["fold", "training window (bars)", "test window (bars)", "best epoch"], rows),
+        *_table(header, rows),
     ]
 
 

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from cli_errors import UserError
 from evaluation.metrics import deflated_sharpe
@@ -41,7 +40,6 @@ from evaluation.parallel import TaskOutcome
 from evaluation.parallel import fold_threads
 from evaluation.parallel import put
 from evaluation.parallel import run_tasks
-from evaluation.parallel import write_atomically
 from evaluation.summary import MODEL
 from evaluation.summary import chain
 from evaluation.summary import summarise
@@ -49,13 +47,20 @@ from evaluation.walk_forward import EvaluationConfig
 from evaluation.walk_forward import bars_per_year
 from evaluation.walk_forward import fold_setup
 from evaluation.walk_forward import serial_folds
+from field_rules import Rejected
+from field_rules import rules_of
+from output_paths import claim_output_dir
+from output_paths import claim_subdirectory
+from output_paths import write_atomically
 from policy.settings import PolicySettings
 from scoremodel.training import TrainConfig
+from yaml_files import read_yaml
 
 MODES = ("grid", "random")
 SECTIONS = {"policy": PolicySettings, "model": TrainConfig}
 SPA_BASELINES = ("buy_and_hold", "momentum", "reversal")
 SPA_REPS = 1000
+SPACE_EXAMPLE = "evaluation/sweep.py and the README's Sweeps section show one"
 TABLE_METRICS = (
     "sharpe",
     "sharpe_low",
@@ -104,14 +109,7 @@ class SweepSpace:
 def load_space(path: str | Path) -> SweepSpace:
     """Read and check a space file; every problem is a :class:`SweepSpaceError`."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise SweepSpaceError(f"cannot read the sweep space {path}: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise SweepSpaceError(
-            f"{path} is not valid YAML: {' '.join(str(error).split())}"
-        ) from error
+    raw = read_yaml(path, "sweep space", SPACE_EXAMPLE, SweepSpaceError)
     if not isinstance(raw, dict):
         raise SweepSpaceError(f"{path}: expected a mapping with mode, policy and/or model")
     unknown = set(raw) - {"mode", "trials", "seed", *SECTIONS}
@@ -124,14 +122,17 @@ def load_space(path: str | Path) -> SweepSpace:
     if mode not in MODES:
         raise SweepSpaceError(f"{path}: mode = {mode!r} is invalid; expected grid or random")
     trials = raw.get("trials")
-    if mode == "random" and (not isinstance(trials, int) or trials < 1):
+    if mode == "random" and (not _is_whole(trials) or trials < 1):
         raise SweepSpaceError(f"{path}: random mode needs `trials:` a positive whole number")
+    seed = raw.get("seed", 0)
+    if not _is_whole(seed) or seed < 0:
+        raise SweepSpaceError(f"{path}: seed = {seed!r} is invalid; expected a whole number >= 0")
     values = {
         section: _section(raw.get(section) or {}, section, mode, path) for section in SECTIONS
     }
     if not any(values.values()):
         raise SweepSpaceError(f"{path}: name at least one policy or model field to vary")
-    space = SweepSpace(mode, values, trials, int(raw.get("seed", 0)), str(path))
+    space = SweepSpace(mode, values, trials, seed, str(path))
     return space
 
 
@@ -205,7 +206,8 @@ def sweep(
         for number, (_, cfg) in enumerate(configs)
     ]
     log(f"{len(tasks)} trials ({space.mode}) of {source}, {base.n_folds} folds each")
-    outcomes = run_tasks(tasks, out / "tasks", progress=log, what="trials")
+    tasks_dir = claim_subdirectory(claim_output_dir(out, "--out"), "tasks", "--out")
+    outcomes = run_tasks(tasks, tasks_dir, progress=log, what="trials")
     table = trials_table([trial for trial, _ in configs], outcomes)
     summary = rank_summary(table, outcomes, space, source)
     write_sweep_report(out, table, summary)
@@ -300,13 +302,11 @@ def spa_test(benchmark: pd.Series, models: dict[int, pd.Series], seed: int = 0) 
 
 def write_sweep_report(out: Path, table: pd.DataFrame, summary: dict) -> None:
     """trials.parquet, trials.csv, sweep.json and report.md, each replaced atomically."""
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_dir(out, "--out")
     write_atomically(out / "trials.parquet", lambda path: table.to_parquet(path, index=False))
-    write_atomically(out / "trials.csv", lambda path: table.to_csv(path, index=False))
-    text = json.dumps(summary, indent=2, default=str)
-    write_atomically(out / "sweep.json", lambda path: path.write_text(text))
-    report = sweep_markdown(table, summary)
-    write_atomically(out / "report.md", lambda path: path.write_text(report))
+    write_atomically(out / "trials.csv", table.to_csv(index=False))
+    write_atomically(out / "sweep.json", json.dumps(summary, indent=2, default=str))
+    write_atomically(out / "report.md", sweep_markdown(table, summary))
 
 
 def sweep_markdown(table: pd.DataFrame, summary: dict) -> str:
@@ -373,9 +373,12 @@ def _returns(value: dict) -> dict[str, pd.Series]:
 
 
 def _section(values: Any, section: str, mode: str, path: Path) -> dict[str, Any]:
+    """The section's fields and their values, each value checked by its field's rule (so every
+    trial's values are checked here, before bars are read or Ray starts)."""
     if not isinstance(values, dict):
         raise SweepSpaceError(f"{path}: {section} must be a mapping of field: values")
     known = {f.name for f in dataclasses.fields(SECTIONS[section])}
+    rules = rules_of(SECTIONS[section])
     checked = {}
     for name, spec in values.items():
         if name not in known:
@@ -383,14 +386,65 @@ def _section(values: Any, section: str, mode: str, path: Path) -> dict[str, Any]
                 f"{path}: {section}.{name} is not a {SECTIONS[section].__name__} field; "
                 f"known: {', '.join(sorted(known))}"
             )
-        if (isinstance(spec, list) and spec) or (
-            mode == "random" and isinstance(spec, dict) and {"low", "high"} <= set(spec)
-        ):
-            checked[name] = spec
+        rule = rules.get(name)
+        if isinstance(spec, list) and spec:
+            checked[name] = [_value(rule, value, f"{section}.{name}", path) for value in spec]
+        elif mode == "random" and isinstance(spec, dict) and {"low", "high"} <= set(spec):
+            checked[name] = _range(rule, spec, f"{section}.{name}", path)
         else:
             wanted = "a non-empty list" + (" or {low: , high: }" if mode == "random" else "")
             raise SweepSpaceError(f"{path}: {section}.{name} = {spec!r}; expected {wanted}")
     return checked
+
+
+def _value(rule: Any, value: Any, field: str, path: Path) -> Any:
+    """``value`` if the field's rule allows it: a number as written (whole numbers give whole
+    draws and the same task keys as before), other values as the rule reads them (``5e-4``,
+    text to YAML 1.1, as a number)."""
+    if rule is None:
+        return value
+    try:
+        parsed = rule.parse(value)
+    except Rejected:
+        raise SweepSpaceError(
+            f"{path}: {field} = {value!r} is invalid; expected {rule.allowed}"
+        ) from None
+    return value if _is_number(value) else parsed
+
+
+def _range(rule: Any, spec: dict, field: str, path: Path) -> dict:
+    """A random mode's ``{low, high, log}``: both ends allowed by the field's rule (so is every
+    draw between them), low <= high, and low > 0 for a log-uniform draw."""
+    low, high = (_value(rule, spec[end], f"{field}.{end}", path) for end in ("low", "high"))
+    if not (_is_number(low) and _is_number(high)):
+        raise SweepSpaceError(
+            f"{path}: {field} = {spec!r} is invalid; a {{low: , high: }} range needs numbers, "
+            "give a list of the values instead"
+        )
+    if low > high:
+        raise SweepSpaceError(f"{path}: {field} = {spec!r} is invalid; expected low <= high")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise SweepSpaceError(f"{path}: {field}.log = {log!r} is invalid; expected true or false")
+    if log and low <= 0:
+        raise SweepSpaceError(
+            f"{path}: {field} = {spec!r} is invalid; a log-uniform range needs low > 0"
+        )
+    unknown = set(spec) - {"low", "high", "log"}
+    if unknown:
+        raise SweepSpaceError(
+            f"{path}: {field} has unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+            "known: low, high, log"
+        )
+    return {"low": low, "high": high, "log": log}
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _draw(spec: list | dict, rng: np.random.Generator) -> Any:

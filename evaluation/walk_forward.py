@@ -7,6 +7,16 @@ simulator -> metrics, IC, CRPS, filter diagnostics. Then the same over all test 
 and scenario checks with the last fold's model. Nothing is tuned on test windows: every
 setting is fixed in :class:`EvaluationConfig` and written to the report.
 
+With a retraining schedule (``EvaluationConfig.retrain``, the run configuration's ``retrain:``
+section) the folds are the schedule's (:func:`evaluation.folds.retrain_folds`) and their models
+are made as the strategy makes them (:func:`schedule_models`): each fold's candidate is trained
+on its window with the evaluation's recipe under the schedule's epoch budget and thread count
+(:func:`retrain_fit`), compared with the model in use by the strategy's promotion rule
+(:func:`scoremodel.retrain.compare`), and the model in use afterwards (the candidate if promoted,
+else the previous one) decides the fold's test window. Promotion chains the folds, so their
+models are made in order in this process before the runner starts; a runner then scores the
+folds (on Ray: in parallel) with the models made.
+
 A runner (:func:`serial_evaluation` here, :func:`evaluation.parallel.ray_evaluation` on Ray)
 runs the folds and the scenario checks; the pooled summary is computed in this process while
 the scenario checks may still run elsewhere. Both runners pin the same thread counts and seeds,
@@ -40,8 +50,12 @@ from evaluation.baselines import random_sign_flips
 from evaluation.baselines import reversal_signal
 from evaluation.folds import EvaluationInputError
 from evaluation.folds import Fold
+from evaluation.folds import RetrainFold
+from evaluation.folds import RetrainPlan
 from evaluation.folds import Scheme
 from evaluation.folds import default_purge
+from evaluation.folds import retrain_folds
+from evaluation.folds import span_words
 from evaluation.folds import walk_forward_folds
 from evaluation.forecast_quality import rolling_volatility_forecast
 from evaluation.parallel import error_line
@@ -77,9 +91,13 @@ from scoremodel.controls import NLLControl
 from scoremodel.controls import RidgeControl
 from scoremodel.datasets import MarketDataset
 from scoremodel.features import DEFAULT_SPEC
+from scoremodel.inference import SIGNAL_MODES
 from scoremodel.inference import ScoreModel
 from scoremodel.pipeline import FitConfig
 from scoremodel.pipeline import fit_model
+from scoremodel.registry import version_id
+from scoremodel.retrain import Verdict
+from scoremodel.retrain import compare
 from scoremodel.training import TrainConfig
 
 EVAL_EPOCHS = 40
@@ -116,9 +134,15 @@ class EvaluationConfig:
     scenario_paths_per_state: int = 32
     pc_steps: int = 200
     seed: int = 0
+    # the run configuration's retrain: section; set, its schedule makes the folds (n_folds,
+    # scheme, min_train_fraction and train_bars do not apply)
+    retrain: RetrainPlan | None = None
 
     def resolved(self) -> EvaluationConfig:
-        """Defaults filled in: purge = max(h, warm-up), embargo = h."""
+        """Defaults filled in: purge = max(h, warm-up), embargo = h; with a retraining
+        schedule, the schedule's gaps (:meth:`_schedule_gaps`)."""
+        if self.retrain is not None:
+            return self._schedule_gaps()
         purge = self.purge if self.purge is not None else default_purge(DEFAULT_SPEC, self.horizon)
         embargo = self.embargo if self.embargo is not None else self.horizon
         if purge < max(self.horizon, DEFAULT_SPEC.warmup_bars - 1) or embargo < self.horizon:
@@ -127,6 +151,36 @@ class EvaluationConfig:
                 f"(h = {self.horizon}, warm-up {DEFAULT_SPEC.warmup_bars}); shorter gaps leak"
             )
         return replace(self, purge=purge, embargo=embargo)
+
+    def _schedule_gaps(self) -> EvaluationConfig:
+        """The gaps of a retraining schedule's folds: purge = delay_bars - 1, embargo 0.
+
+        The rule "purge >= max(h, warm-up - 1)" protects folds cut from one labelled series,
+        where training labels near the cut are h-bar returns that reach into the test window.
+        A retrained model is fit on its window's bars alone (as the strategy's retraining is):
+        ``fit_model`` computes every label from those bars, so the last h states of the window
+        have none, and its last label ends at the retrain bar t. Its first decision is at
+        t + delay_bars, so the delay_bars - 1 bars between hold no training bar and no training
+        label; a test state's feature window reaches back into the training window, which the
+        strategy's does too (the past, not a leak). Test windows are adjacent (embargo 0), as
+        the strategy trades every bar with one version or the next. A purge or embargo given
+        for such folds is refused rather than ignored."""
+        gap = self.retrain.delay_bars - 1
+        if self.retrain.delay_bars < 1:
+            raise EvaluationInputError(
+                f"retrain.delay_bars {self.retrain.delay_bars} must be >= 1: a model retrained "
+                "on bar t decides from bar t + 1 at the earliest"
+            )
+        if self.purge not in (None, gap) or self.embargo not in (None, 0):
+            raise EvaluationInputError(
+                f"purge {self.purge} and embargo {self.embargo} do not apply to the folds of a "
+                f"retrain schedule: each model trains on its window up to its retrain bar t "
+                f"(its labels end there) and decides from t + delay_bars, so the purge is "
+                f"delay_bars - 1 = {gap} and consecutive test windows are adjacent (embargo 0); "
+                "leave purge and embargo unset"
+            )
+        scheme = "expanding" if self.retrain.window == "expanding" else "rolling"
+        return replace(self, purge=gap, embargo=0, scheme=scheme, train_bars=None)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -166,8 +220,32 @@ def evaluate(
     started = time.perf_counter()
     per_year, step = bars_per_year(bars.index)
     dataset, folds = fold_setup(bars, cfg)
-    log(f"{len(bars):,} bars of {source}, {len(folds)} {cfg.scheme} folds, bar = {step}")
+    if cfg.retrain is not None:
+        cfg = replace(cfg, n_folds=len(folds))
+        log(
+            f"{len(bars):,} bars of {source}, {len(folds)} folds of the retrain schedule "
+            f"(every {span_words(cfg.retrain.every)}, window {span_words(cfg.retrain.window)}, "
+            f"delay {cfg.retrain.delay_bars} bars), bar = {step}"
+        )
+        if cfg.retrain.on_drift:
+            log("retrain.on_drift: retrainings on drift alerts are not modelled, only the schedule")
+    else:
+        log(f"{len(bars):,} bars of {source}, {len(folds)} {cfg.scheme} folds, bar = {step}")
     timings = {"setup_s": time.perf_counter() - started}
+    if cfg.retrain is not None:
+        trained = time.perf_counter()
+        with pinned_threads(cfg.retrain.threads):
+            folds = schedule_models(
+                bars,
+                folds,
+                source,
+                retrain_fit(cfg),
+                cfg.signal_mode,
+                validate=cfg.retrain.validate,
+                density_percentile=cfg.policy.density_percentile,
+                log=log,
+            )
+        timings["retrain_models_s"] = time.perf_counter() - trained
     tasks = (runner or serial_evaluation)(bars, dataset, folds, source, cfg, per_year)
     runs = []
     for fold_run, seconds in tasks.folds:
@@ -197,6 +275,7 @@ def evaluate(
         "folds": [run.summary for run in runs],
         "overall": overall,
         "costs": costs_summary(cfg.execution, runs),
+        "schedule": fold_schedule(bars, cfg, folds),
     }
     try:
         scenarios, timings["scenarios_s"] = tasks.scenarios()
@@ -264,8 +343,12 @@ class RunConfigLike(Protocol):
 
 
 def fold_setup(bars: pd.DataFrame, cfg: EvaluationConfig) -> tuple[MarketDataset, list[Fold]]:
-    """The states and labels of ``bars`` and the walk-forward folds ``cfg`` (resolved) asks for."""
+    """The states and labels of ``bars`` and the walk-forward folds ``cfg`` (resolved) asks for:
+    ``n_folds`` folds, or with ``cfg.retrain`` one per retraining of its schedule (their models
+    still to be made: :func:`schedule_models`)."""
     dataset = MarketDataset.from_bars(bars, DEFAULT_SPEC, cfg.horizon)
+    if cfg.retrain is not None:
+        return dataset, retrain_folds(bars.index, cfg.retrain.schedule(bar_length_ns(bars.index)))
     folds = walk_forward_folds(
         len(bars),
         cfg.n_folds,
@@ -276,6 +359,162 @@ def fold_setup(bars: pd.DataFrame, cfg: EvaluationConfig) -> tuple[MarketDataset
         train_bars=cfg.train_bars,
     )
     return dataset, folds
+
+
+def bar_length_ns(index: pd.DatetimeIndex) -> int:
+    """The bar length in nanoseconds: the median spacing of the bars (as :func:`bars_per_year`)."""
+    return int(pd.Series(index).diff().median().value)
+
+
+# ----- folds of a retraining schedule ----------------------------------------------------------
+
+# The networks the strategy's retraining trains for each signal mode (scoremodel.retrain's
+# fit_config_of: the state model and the forecaster the mode trades).
+TRADED_NETWORKS = {
+    "score": ("signal",),
+    "forecast": ("signal", "forecast"),
+    "edge": ("signal", "conditional"),
+}
+
+
+def retrain_fit(cfg: EvaluationConfig) -> FitConfig:
+    """The recipe of every retraining of ``cfg.retrain``'s folds.
+
+    The strategy retrains with the recipe of the model it trades (read from its manifest,
+    :func:`scoremodel.retrain.fit_config_of`) under the schedule's ``epochs`` and ``threads``.
+    The evaluation has no base model: its base recipe is its own, the one its ``--folds`` train
+    with (``cfg.train``, ``cfg.conditional``, the split ``cfg.fractions``, the horizon and the
+    context length), under the same two overrides; ``retrain.epochs`` unset keeps ``--epochs``.
+    Every model is trained (:data:`SIGNAL_MODES`): the evaluation's other strategies need
+    them, and the networks of the traded mode come out the same (each is trained from its own
+    seed; :func:`traded_view`)."""
+    plan = cfg.retrain
+    train, conditional = cfg.train, cfg.conditional
+    if plan.epochs is not None:
+        train = replace(train, max_epochs=plan.epochs)
+        conditional = replace(conditional, max_epochs=plan.epochs)
+    train = replace(train, threads=plan.threads)
+    conditional = replace(conditional, threads=plan.threads)
+    return FitConfig(
+        train=train,
+        fractions=cfg.fractions,
+        modes=SIGNAL_MODES,
+        horizon=cfg.horizon,
+        context_len=cfg.context_len,
+        horizons=conditional_horizons(cfg.horizon),
+        conditional=conditional,
+    )
+
+
+def traded_view(model: ScoreModel, signal_mode: str) -> ScoreModel:
+    """``model`` as the strategy trading ``signal_mode`` trains and stores it: the state model
+    and the mode's forecaster only. Each network is trained from its own seed, so a model
+    fit with every mode holds the weights of one fit with the strategy's modes; the view's
+    version id and promotion verdict are the strategy's."""
+    names = TRADED_NETWORKS[signal_mode]
+    stored = model.manifest["models"]
+    if set(stored) == set(names):
+        return model
+    manifest = {**model.manifest, "models": {k: v for k, v in stored.items() if k in names}}
+    weights = {k: v for k, v in model.weights.items() if k in names}
+    return ScoreModel(manifest, weights, model.density_percentile)
+
+
+def model_version_id(model: ScoreModel) -> str:
+    """The registry's content id (:func:`scoremodel.registry.version_id`) of a stored or an
+    in-memory model."""
+    stored = all("sha256" in entry for entry in model.manifest["models"].values())
+    return version_id(model.manifest) if stored else version_id(model.manifest, model.weights)
+
+
+def schedule_models(
+    bars: pd.DataFrame,
+    folds: list[RetrainFold],
+    bar_type: str,
+    fit: FitConfig,
+    signal_mode: str,
+    *,
+    validate: bool = True,
+    current: ScoreModel | None = None,
+    density_percentile: float = 5.0,
+    log: Callable[[str], None] = print,
+) -> list[RetrainFold]:
+    """The folds with the model that decides each test window, made in order as the strategy
+    makes them (:func:`scoremodel.retrain.run_retrain` without the registry).
+
+    Fold k's candidate is ``fit_model`` of its window with ``fit`` (every mode); it is compared
+    with the model in use by :func:`scoremodel.retrain.compare` on the strategy's view of both
+    (:func:`traded_view`); promoted, it decides fold k's test window and becomes the model in
+    use, else the model in use decides it. ``current`` is the model in use before the first
+    fold (the strategy's base model); None (the evaluation, which has none): the first
+    candidate is promoted ("no model in use to compare with"). ``validate`` False promotes
+    every candidate (``retrain.validate: false``). Each fold's ``version`` records the id of
+    the model deciding it (``model``), its candidate's id, the verdict and both windows."""
+    fit = replace(fit, modes=SIGNAL_MODES)
+    in_use, in_use_view = current, None if current is None else traded_view(current, signal_mode)
+    in_use_id = None if current is None else model_version_id(current)  # as the strategy names it
+    made = []
+    for fold in folds:
+        window = bars.iloc[fold.train.start : fold.train.stop]
+        candidate = fit_model(window, bar_type, fit, progress=False)
+        candidate.set_density_percentile(density_percentile)
+        view = traded_view(candidate, signal_mode)
+        verdict = (
+            compare(view, in_use_view, window, fit)
+            if validate
+            else Verdict(True, "promoted without validation (retrain.validate: false)")
+        )
+        candidate_id = model_version_id(view)
+        if verdict.promoted:
+            in_use, in_use_view, in_use_id = candidate, view, candidate_id
+        data = in_use.manifest["data"]
+        version = {
+            "model": in_use_id,
+            "candidate": candidate_id,
+            "promoted": verdict.promoted,
+            "reason": verdict.reason,
+            "model_trained_from": data["first_bar"],
+            "model_trained_to": data["last_bar"],
+            "retrain_bar": str(bars.index[fold.due]),
+            "first_decision": str(bars.index[fold.test.start]),
+        }
+        log(
+            f"retraining at {bars.index[fold.due]} on {len(window):,} bars: {version['candidate']} "
+            + ("promoted" if verdict.promoted else f"not promoted ({verdict.reason})")
+            + f"; {version['model']} decides from {bars.index[fold.test.start]}"
+        )
+        made.append(replace(fold, model=in_use, version=version))
+    return made
+
+
+def fold_schedule(bars: pd.DataFrame, cfg: EvaluationConfig, folds: list[Fold]) -> dict:
+    """evaluation.json ``schedule``: what made the folds and their boundaries (close times)."""
+    idx = bars.index
+
+    def bounds(fold: Fold) -> dict:
+        times = {
+            "train_first": str(idx[fold.train.start]),
+            "train_last": str(idx[fold.train.stop - 1]),
+            "test_first": str(idx[fold.test.start]),
+            "test_last": str(idx[fold.test.stop - 1]),
+        }
+        return fold.to_dict() | times
+
+    if cfg.retrain is None:
+        made_by = f"--folds: {cfg.n_folds} {cfg.scheme} walk-forward folds"
+    else:
+        made_by = (
+            f"retrain: every {span_words(cfg.retrain.every)}, window "
+            f"{span_words(cfg.retrain.window)}, min_bars {cfg.retrain.min_bars}, delay_bars "
+            f"{cfg.retrain.delay_bars}; one fold per retraining, tested from its first "
+            "decision to the next retraining's"
+        )
+    return {
+        "from": "retrain" if cfg.retrain is not None else "folds",
+        "made_by": made_by,
+        "retrain": None if cfg.retrain is None else asdict(cfg.retrain),
+        "folds": [bounds(fold) for fold in folds],
+    }
 
 
 @dataclass(frozen=True)
@@ -345,18 +584,27 @@ def run_fold(
     cfg: EvaluationConfig,
     per_year: float,
 ) -> FoldRun:
-    """Train on the fold's training bars, then score every strategy on its test window."""
+    """Train on the fold's training bars, then score every strategy on its test window (a
+    retrain schedule's fold: its model is made already, :func:`schedule_models`)."""
     train_bars = bars.iloc[fold.train.start : fold.train.stop]
     horizons = conditional_horizons(cfg.horizon)
-    fit = FitConfig(
-        train=cfg.train,
-        fractions=cfg.fractions,
-        horizon=cfg.horizon,
-        context_len=cfg.context_len,
-        horizons=horizons,
-        conditional=cfg.conditional,
-    )
-    model = fit_model(train_bars, source, fit, progress=False)
+    if isinstance(fold, RetrainFold):
+        if fold.model is None:
+            raise ValueError(
+                f"retrain fold {fold.index} has no model: evaluate() makes them in order with "
+                "schedule_models (promotion depends on the previous folds)"
+            )
+        model = fold.model
+    else:
+        fit = FitConfig(
+            train=cfg.train,
+            fractions=cfg.fractions,
+            horizon=cfg.horizon,
+            context_len=cfg.context_len,
+            horizons=horizons,
+            conditional=cfg.conditional,
+        )
+        model = fit_model(train_bars, source, fit, progress=False)
     model.set_density_percentile(cfg.policy.density_percentile)
     train_states = dataset.states.loc[dataset.states.index.intersection(train_bars.index)]
     # Decisions also see the k - 1 bars before the window (the strategy's warm-up history), and

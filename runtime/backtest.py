@@ -31,6 +31,7 @@ the window, funding is not charged and the report says so.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,13 +67,18 @@ from catalogs.catalog import load_instrument
 from catalogs.catalog import open_catalog
 from catalogs.catalog import read_bars_frame
 from catalogs.funding import read_funding
+from catalogs.storage import local_catalog_path
 from cli_errors import UserError
+from output_paths import claim_output_dir
+from output_paths import fresh_subdirectory
 from policy.costs import TAKER
 from runtime.funding import FundingModule
+from runtime.report_figures import REPORT_DIR_OPTION
 from runtime.run_config import BacktestSettings
 from runtime.run_config import ConfigError
 from runtime.run_config import RunConfig
 from runtime.run_config import default_strategy_fields
+from scoremodel.checkpoint import MANIFEST
 from scoremodel.checkpoint import CheckpointError
 from scoremodel.inference import ScoreModel
 from strategies.model_loading import ModelMismatchError
@@ -80,6 +86,7 @@ from strategies.model_loading import load_model_for
 from strategies.score_matching import ScoreMatchingStrategy
 
 MIN_WINDOW_BARS = 2  # the next-open quotes pair each bar with the one after it
+BACKTEST_REGISTRY = "models"  # REPORT_DIR/models: a retraining backtest's model versions
 
 
 class BacktestInputError(UserError, ValueError):
@@ -107,8 +114,13 @@ def check_inputs(run: RunConfig) -> None:
     """
     catalog = Path(run.backtest.catalog)
     bar_type = str(run.strategy.bar_type)
+    if catalog.exists() and not catalog.is_dir():
+        raise BacktestInputError(
+            f"catalog {catalog} is not a directory; give the catalog's directory with --catalog "
+            "/ backtest.catalog"
+        )
     if not catalog.is_dir():
-        what = "is not a directory" if catalog.exists() else "does not exist"
+        what = "does not exist"
         raise BacktestInputError(
             f"catalog {catalog} {what}; import bars into it with `{import_command(run)}` (or "
             f"`python -m catalogs fetch`), or give the right --catalog / backtest.catalog"
@@ -125,8 +137,9 @@ def check_inputs(run: RunConfig) -> None:
     train = f"python -m scoremodel train --catalog {catalog} --bar-type {bar_type} --out"
     if not model_dir.is_dir():
         what = "is not a directory" if model_dir.exists() else "does not exist"
+        out = "NEW_MODEL_DIR" if model_dir.exists() else model_dir  # train refuses a file
         raise BacktestInputError(
-            f"model directory {model_dir} {what}; train one with `{train} {model_dir}`, or give "
+            f"model directory {model_dir} {what}; train one with `{train} {out}`, or give "
             "the right --model / strategy.model_path"
             f"{_default_hint(model_dir, default_strategy_fields()['model_path'])}"
         )
@@ -138,16 +151,27 @@ def check_inputs(run: RunConfig) -> None:
             f"a model for these bars run `{train} NEW_MODEL_DIR` and pass it with --model"
         ) from error
     except CheckpointError as error:
-        raise BacktestInputError(
-            f"model {model_dir} cannot be used: {error}. Nothing was changed; to replace it "
-            f"with a model trained on these bars run `{train} {model_dir} --overwrite`"
-        ) from error
-    report_dir = Path(run.backtest.report_dir)
-    if report_dir.exists() and not report_dir.is_dir():
-        raise BacktestInputError(
-            f"report directory {report_dir} is a file; give another --report-dir / "
-            "backtest.report_dir"
+        # train --overwrite replaces only a model directory (one with a manifest)
+        replaceable = (model_dir / MANIFEST).is_file() or not any(model_dir.iterdir())
+        advice = (
+            f"to replace it with a model trained on these bars run `{train} {model_dir} "
+            "--overwrite`"
+            if replaceable
+            else f"it is not a model directory, so train one elsewhere with `{train} "
+            "NEW_MODEL_DIR` and pass it with --model"
         )
+        raise BacktestInputError(
+            f"model {model_dir} cannot be used: {error}. Nothing was changed; {advice}"
+        ) from error
+
+
+def with_local_catalog(run: RunConfig) -> RunConfig:
+    """``run`` with a ``file://`` catalog URL as its path; another URL (``s3://``, ...) is
+    refused in one line: Nautilus's backtest engine reads its catalog from local disk."""
+    local = local_catalog_path(run.backtest.catalog, "run_backtest.py backtests over")
+    if str(local) == run.backtest.catalog:
+        return run
+    return dataclasses.replace(run, backtest=dataclasses.replace(run.backtest, catalog=str(local)))
 
 
 def import_command(run: RunConfig) -> str:
@@ -203,6 +227,7 @@ def run_backtest(run: RunConfig, actors: Sequence[Actor] = ()) -> BacktestOutcom
             config,
             record_diagnostics=True,
             **execution_fields(run),  # the strategy's own fields: the same in live
+            **backtest_retrain_fields(run),
         )
     )
     engine.add_strategy(strategy)
@@ -237,6 +262,22 @@ def execution_fields(run: RunConfig) -> dict[str, object]:
                 "run_live.py alike)"
             )
     return fields
+
+
+def backtest_retrain_fields(run: RunConfig) -> dict[str, object]:
+    """The strategy's ``retrain`` field for a backtest: its versions go into the report
+    directory (``REPORT_DIR/models``, claimed and emptied now), never into the model directory,
+    which is the live node's registry."""
+    if not run.retrain.enabled:
+        return {}
+    report_dir = claim_output_dir(run.backtest.report_dir, REPORT_DIR_OPTION)
+    # a fresh registry: a backtest starts from its model, never from an earlier run's versions
+    registry = fresh_subdirectory(report_dir, BACKTEST_REGISTRY, REPORT_DIR_OPTION)
+    if run.retrain.registry is not None:
+        print(
+            f"retrain.registry is the live node's; this backtest stores its versions in {registry}"
+        )
+    return {"retrain": {**run.strategy.retrain, "registry": str(registry)}}
 
 
 def next_open_quotes(bars: pd.DataFrame, instrument: Instrument) -> list[QuoteTick]:

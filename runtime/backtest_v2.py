@@ -31,7 +31,6 @@ runtime.run_config.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import tempfile
 import time
@@ -67,6 +66,8 @@ from nautilus_trader.model import Symbol
 from nautilus_trader.model import TraderId
 
 from cli_errors import UserError
+from output_paths import claim_output_dir
+from output_paths import write_atomically
 from policy.costs import MAKER
 from policy.costs import TAKER
 from policy.costs import funding_marks
@@ -75,11 +76,14 @@ from runtime.catalog_files import read_catalog_bars
 from runtime.catalog_files import read_catalog_funding
 from runtime.catalog_files import read_catalog_instrument
 from runtime.report_figures import DEFINITIONS
+from runtime.report_figures import REPORT_DIR_OPTION
 from runtime.report_figures import buy_and_hold_equity
 from runtime.report_figures import cost_line
+from runtime.report_figures import equity_png
 from runtime.report_figures import fill_liquidity
-from runtime.report_figures import plot_equity
+from runtime.report_figures import lifecycle_figures
 from runtime.report_figures import returns_statistics
+from runtime.report_figures import versions_line
 from runtime.tearsheet import GENERAL_STATISTICS
 from runtime.tearsheet import MIN_DECIDED_BARS
 from runtime.tearsheet import PNL_STATISTICS
@@ -88,7 +92,6 @@ from runtime.tearsheet import backtest_tearsheet_html
 from strategies.score_matching_v2 import HistoryBar
 from strategies.score_matching_v2 import ScoreMatchingStrategyV2
 from strategies.score_matching_v2 import ScoreMatchingV2Config
-from strategies.state_file import write_atomically
 
 MIN_WINDOW_BARS = 2
 
@@ -145,6 +148,7 @@ def run_backtest_v2(job: BacktestJob) -> BacktestV2Outcome:
         # the run configuration's style and timeout (backtest.*), as 1.231's execution_fields
         execution=settings.get("execution", TAKER),
         maker_timeout_bars=int(settings.get("maker_timeout_bars", 1)),
+        inline_training=True,  # a retraining runs in the engine's thread: deterministic
     )
     first = frame.index[0]
     history = (
@@ -252,9 +256,10 @@ def history_bars(
         instrument,
     )
     return [
-        (ts.value, high, low, close, volume)
-        for ts, high, low, close, volume in zip(
+        (ts.value, open_, high, low, close, volume)
+        for ts, open_, high, low, close, volume in zip(
             history.index,
+            history["open"].to_numpy(),
             history["high"].to_numpy(),
             history["low"].to_numpy(),
             history["close"].to_numpy(),
@@ -415,8 +420,7 @@ def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str
     import nautilus_trader
 
     engine, instrument = outcome.engine, outcome.instrument
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = claim_output_dir(directory, REPORT_DIR_OPTION)
     fills = engine.generate_order_fills_report()
     account = engine.cache.account_for_venue(instrument.id.venue)
     final = account.balance_total(instrument.settlement_currency).as_double()
@@ -447,6 +451,7 @@ def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str
         "taker_fee": taker_fee,
         **funding_figures_v2(charges, outcome.funding_times, job.catalog, instrument),
         "wall_seconds": outcome.wall_seconds,
+        **lifecycle_figures(outcome.strategy.lifecycle),
         "definitions": DEFINITIONS,
     }
     # the final balance, not the last decision's equity: a position still open at the end is
@@ -466,9 +471,7 @@ def write_report_v2(outcome: BacktestV2Outcome, job: BacktestJob, directory: str
         write_atomically(directory / name, frame.to_csv())
     write_atomically(directory / "diagnostics.parquet", diagnostics.to_parquet())
     if len(diagnostics):
-        image = io.BytesIO()
-        plot_equity(diagnostics, summary, image)
-        write_atomically(directory / "equity.png", image.getvalue())
+        write_atomically(directory / "equity.png", equity_png(diagnostics, summary))
     if job.backtest.get("tearsheet", True) and len(diagnostics) >= MIN_DECIDED_BARS:
         path = directory / "tearsheet.html"
         write_atomically(path, backtest_tearsheet_html(tearsheet_run_v2(outcome, job, summary)))
@@ -625,6 +628,7 @@ def format_summary_v2(summary: dict, report_dir: str) -> str:
             if summary["bars_rounded_to_tick"]
             else []
         ),
+        ("model", versions_line(summary)),
         ("report", str(report_dir)),
     ]
     return "\n".join(f"  {name:<15} {value}" for name, value in rows)

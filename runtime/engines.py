@@ -22,6 +22,7 @@ from typing import Any
 
 from cli_errors import UserError
 from cli_errors import run_cli
+from output_paths import write_atomically
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,12 +51,14 @@ def other_python() -> Path | None:
 
 def job_from_run(run: Any) -> dict[str, Any]:
     """A job (plain values) from a 1.231 RunConfig, its backtest window made explicit."""
+    from runtime.backtest import backtest_retrain_fields
     from runtime.backtest import backtest_window
     from strategies.model_loading import load_model_for
     from strategies.score_matching import STRATEGY_RULES
 
     start, end = backtest_window(run, load_model_for(run.strategy))
     strategy = {name: _plain(getattr(run.strategy, name)) for name in STRATEGY_RULES}
+    strategy.update(backtest_retrain_fields(run))  # the versions go into the report directory
     return {
         "catalog": str(run.backtest.catalog),
         "bar_type": str(run.strategy.bar_type),
@@ -177,7 +180,10 @@ def _summary(
 
 
 def _plain(value: Any) -> Any:
-    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
+    """A config value as JSON: plain values and mappings (``retrain``) as they are, others
+    (instrument ids, bar types) as text."""
+    plain = value is None or isinstance(value, bool | int | float | str | dict)
+    return value if plain else str(value)
 
 
 def resolve(args: dict[str, Any]) -> dict[str, Any]:
@@ -197,9 +203,13 @@ def resolve_live(args: dict[str, Any]) -> dict[str, Any]:
     model and the risk state file checked as 1.231's run_live.py checks them."""
     from runtime import live
     from runtime.run_config import load_run_config
+    from runtime.run_config import with_retrain_overrides
     from strategies.score_matching import STRATEGY_RULES
 
     run = load_run_config(args["config"])
+    run = with_retrain_overrides(
+        run, every=args.get("retrain_every"), window=args.get("retrain_window")
+    )
     mode = args["mode"] or run.live.mode
     live.check_mode(mode, allow_mainnet=args["allow_mainnet"])
     live.check_keys(mode)
@@ -226,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def execute() -> int:
         result = COMMANDS[command](json.loads(Path(in_path).read_text()))
-        Path(out_path).write_text(json.dumps(result))
+        write_atomically(out_path, json.dumps(result))
         return 0
 
     return run_cli(execute, debug=False)
@@ -243,9 +253,11 @@ def in_other_engine(command: str, payload: dict[str, Any], work: Path) -> dict[s
         )
     in_path, out_path = work / f"{command}-in.json", work / f"{command}-out.json"
     in_path.write_text(json.dumps(payload))
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     done = subprocess.run(
         [str(python), "-m", "runtime.engines", command, str(in_path), str(out_path)],
-        cwd=ROOT,
+        cwd=Path.cwd(),  # the user's relative paths (config, catalog, report) mean the same
+        env={**os.environ, "PYTHONPATH": path},
         stderr=subprocess.PIPE,  # its stdout (progress) is the user's
         text=True,
     )

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import math
 import os
 import re
@@ -61,6 +60,9 @@ from nautilus_trader.model.objects import Money
 
 from cli_errors import UserError
 from cli_errors import one_line
+from output_paths import check_writable_directory
+from output_paths import os_error_reason
+from output_paths import write_atomically
 from policy.risk import RiskState
 from runtime.backtest import execution_fields
 from runtime.bybit_clients import BybitDataClientEndpointsConfig
@@ -69,11 +71,16 @@ from runtime.run_config import LiveSettings
 from runtime.run_config import RunConfig
 from runtime.sandbox import SandboxFeesConfig
 from runtime.sandbox import SandboxFeesExecClientFactory
+from scoremodel.registry import check_registry
+from strategies.kill_switch import KillSwitchError
+from strategies.kill_switch import arm_kill_switch
+from strategies.kill_switch import check_kill_switch_path
+from strategies.kill_switch import check_removable
+from strategies.kill_switch import disarm_kill_switch
 from strategies.reconciliation import bybit_venue_books
 from strategies.score_matching import ScoreMatchingConfig
 from strategies.score_matching import ScoreMatchingStrategy
 from strategies.state_file import RiskStateFile
-from strategies.state_file import write_atomically
 
 VENUE = "BYBIT"
 MODES = ("sandbox", "demo", "testnet", "mainnet")
@@ -128,14 +135,27 @@ def check_keys(mode: str, environ: Mapping[str, str] = os.environ) -> None:
 
 
 def check_inputs(run: RunConfig, mode: str) -> None:
-    """The model loads for the strategy config, and the risk state file (if any) is valid.
+    """The paths the node writes (state directory, log directory, kill switch file) can be
+    written, the model loads for the strategy config, and the risk state file (if any) is valid.
 
     Raises :class:`~scoremodel.checkpoint.CheckpointError`, :class:`StateFileError` or
     :class:`LiveError`, each with one line saying what to do.
     """
     from strategies.model_loading import load_model_for
 
+    state_path = risk_state_path(run, mode)
+    if state_path is not None:  # None: the sandbox keeps no risk state
+        check_writable_directory(
+            Path(state_path).parent, "the risk state directory (live.state_dir)"
+        )
+    if run.live.log_directory:
+        check_writable_directory(run.live.log_directory, "live.log_directory")
+    check_kill_switch_path(kill_switch_path(run))
     load_model_for(run.strategy)
+    registry = retrain_registry(run, mode)
+    if registry is not None:
+        check_writable_directory(registry, "the model registry (retrain.registry)")
+        check_registry(registry)  # a restart resumes with its current version: it must load
     state_file = risk_state_file(run, mode)
     if state_file is not None:
         state_file.load()  # validated field by field: a bad file stops here, before connecting
@@ -244,6 +264,23 @@ def _state_dir(run: RunConfig, mode: str) -> Path:
     return Path(run.live.state_dir) / run.live.trader_id / mode
 
 
+def retrain_registry(run: RunConfig, mode: str) -> Path | None:
+    """Where a live node's retrained versions go: ``retrain.registry``, by default
+    ``{model_path}/live/{mode}`` (one registry per mode, so a model trained on testnet bars never
+    becomes the current model of a mainnet node); None when retraining is off."""
+    if not run.retrain.enabled:
+        return None
+    return Path(run.retrain.registry or Path(run.strategy.model_path) / "live" / mode)
+
+
+def live_retrain_fields(run: RunConfig, mode: str) -> dict[str, object]:
+    """The strategy's ``retrain`` field for ``mode`` (its registry made explicit)."""
+    registry = retrain_registry(run, mode)
+    if registry is None:
+        return {}
+    return {"retrain": {**run.strategy.retrain, "registry": str(registry)}}
+
+
 def live_strategy_config(run: RunConfig, mode: str) -> ScoreMatchingConfig:
     """The run's strategy config plus what live trading needs (see the module docstring)."""
     strategy = run.strategy
@@ -252,6 +289,7 @@ def live_strategy_config(run: RunConfig, mode: str) -> ScoreMatchingConfig:
         "kill_switch_path": kill_switch_path(run),
         "kill_switch_poll_secs": strategy.kill_switch_poll_secs or run.live.kill_switch_poll_secs,
         "state_path": risk_state_path(run, mode),
+        **live_retrain_fields(run, mode),
         # the run configuration's execution style, as in the backtest: post-only limits
         # through the Bybit adapter (a crossing one is rejected) under "maker"
         **execution_fields(run),
@@ -589,7 +627,13 @@ def run_live(run: RunConfig, mode: str, allow_mainnet: bool = False) -> None:
             node, mode, run.live.timeout_connection, timeout_stop=run.live.timeout_post_stop
         )
         stop = asyncio.Event()
-        install_signal_handlers(loop, stop, kill_switch_path(run), node.kernel.logger.warning)
+        install_signal_handlers(
+            loop,
+            stop,
+            kill_switch_path(run),
+            node.kernel.logger.warning,
+            session.strategy.request_kill,
+        )
         loop.run_until_complete(session.run(stop))
     finally:
         if session is not None:
@@ -605,23 +649,26 @@ def install_signal_handlers(
     stop: asyncio.Event,
     kill_path: str,
     warn: Callable[[str], None],
+    request_kill: Callable[[], None],
 ) -> None:
     """SIGINT/SIGTERM set ``stop`` (replacing Nautilus's own handlers); SIGUSR1 arms the kill
-    switch file, which the strategy acts on within ``kill_switch_poll_secs``."""
+    switch file and tells the strategy in memory (``request_kill``), which acts on it within
+    ``kill_switch_poll_secs``: a kill that cannot be written still flattens and halts."""
 
     def request_stop(sig: signal.Signals) -> None:
         warn(f"{sig.name} received: stopping (cancel orders, close positions as configured)")
         stop.set()
 
-    def arm_kill_switch() -> None:
+    def on_kill_signal() -> None:
+        request_kill()
         try:
-            warn(f"SIGUSR1 received: kill switch armed at {trigger_kill_switch(kill_path)}")
-        except LiveError as error:
-            warn(f"SIGUSR1 received, but {error}")
+            warn(f"SIGUSR1 received: kill switch armed at {arm_kill_switch(kill_path)}")
+        except KillSwitchError as error:
+            warn(f"SIGUSR1 received: halting and flattening now, but {error}")
 
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, request_stop, sig)
-    loop.add_signal_handler(signal.SIGUSR1, arm_kill_switch)
+    loop.add_signal_handler(signal.SIGUSR1, on_kill_signal)
 
 
 def remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
@@ -634,26 +681,6 @@ def remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
 # ----- kill switch and resume ---------------------------------------------------------------------
 
 
-def trigger_kill_switch(path: str | os.PathLike[str]) -> Path:
-    """Create the kill switch file (idempotent); returns its absolute path.
-
-    Raises :class:`LiveError` when the file cannot be created: the switch is then NOT armed.
-    """
-    path = Path(path).absolute()
-    if path.exists():
-        return path
-    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    try:
-        write_atomically(path, f"kill switch armed {stamp} (pid {os.getpid()})\n")
-    except OSError as error:
-        raise LiveError(
-            f"the kill switch is NOT armed: cannot create {path} ({os_error_reason(error)}); "
-            "fix live.kill_switch_path or its directory's permissions, or stop the bot with "
-            "SIGTERM (it cancels its orders and closes its position)"
-        ) from None
-    return path
-
-
 def resume_trading(run: RunConfig, mode: str) -> list[str]:
     """Remove the kill switch file and clear the halt in ``mode``'s risk state file.
 
@@ -664,13 +691,10 @@ def resume_trading(run: RunConfig, mode: str) -> list[str]:
     """
     kill = Path(kill_switch_path(run))
     kill_armed = kill.exists() or kill.is_symlink()
-    if kill_armed and kill.is_dir():
-        raise LiveError(
-            f"the kill switch path {kill} is a directory; remove it yourself (or point "
-            "live.kill_switch_path at a file), then run resume again"
-        )
     state_file = risk_state_file(run, mode)
     state = state_file.load() if state_file is not None else None
+    if kill_armed:
+        check_removable(kill)  # this program's file, or it is left alone
     halted = state is not None and state.halted
     original = state_file.path.read_bytes() if halted else b""
 
@@ -686,22 +710,16 @@ def resume_trading(run: RunConfig, mode: str) -> list[str]:
         changed.append(f"cleared the halt ({state.halt_reason}) in {state_file.path}")
     if kill_armed:
         try:
-            kill.unlink()
-        except OSError as error:
+            disarm_kill_switch(kill)
+        except (OSError, KillSwitchError) as error:
             if halted:  # put the halt back: a failed resume changes nothing
                 write_atomically(state_file.path, original)
+            reason = os_error_reason(error) if isinstance(error, OSError) else str(error)
             raise LiveError(
-                f"cannot remove the kill switch file {kill} ({os_error_reason(error)}); "
-                "nothing was changed: fix the permissions of its directory and run resume again"
+                f"cannot remove the kill switch file {kill} ({reason}); nothing was changed"
             ) from None
         changed.append(f"removed the kill switch file {kill}")
     return changed
-
-
-def os_error_reason(error: OSError) -> str:
-    """``error`` in a few words, with the path it concerns (not always the one asked for)."""
-    reason = error.strerror or str(error)
-    return f"{reason}: {error.filename}" if error.filename else reason
 
 
 def _resumed(state: RiskState) -> RiskState:

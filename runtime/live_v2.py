@@ -29,9 +29,7 @@ Not bound on 2.0: the diagnostics, and the venue reconciler of the 1.231 node
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -70,8 +68,9 @@ from runtime.backtest_v2 import strategy_config
 from runtime.engines import ROOT
 from runtime.engines import VENVS
 from runtime.engines import in_other_engine
+from strategies.kill_switch import KillSwitchError
+from strategies.kill_switch import arm_kill_switch
 from strategies.score_matching_v2 import ScoreMatchingStrategyV2
-from strategies.state_file import write_atomically
 
 VENUE = "BYBIT"
 SANDBOX_CURRENCY = "USDT"  # settlement currency of Bybit's USDT perpetuals (LINEAR)
@@ -151,13 +150,18 @@ def run_node(node: LiveNode, strategy: ScoreMatchingStrategyV2, job: LiveJob) ->
         print(f"{signal.Signals(signum).name} received: stopping", file=sys.stderr, flush=True)
         handle.stop()
 
-    def arm_kill_switch(_signum: int, _frame: object) -> None:
-        print(f"SIGUSR1 received: {arm_kill_file(kill_path)}", file=sys.stderr, flush=True)
+    def on_kill_signal(_signum: int, _frame: object) -> None:
+        strategy.request_kill()  # halts and flattens even if the file cannot be written
+        try:
+            what = f"kill switch armed at {arm_kill_switch(kill_path)}"
+        except KillSwitchError as error:
+            what = f"halting and flattening now, but {error}"
+        print(f"SIGUSR1 received: {what}", file=sys.stderr, flush=True)
 
     handlers = {
         signal.SIGINT: request_stop,
         signal.SIGTERM: request_stop,
-        signal.SIGUSR1: arm_kill_switch,
+        signal.SIGUSR1: on_kill_signal,
     }
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
@@ -191,19 +195,6 @@ def start_failure(reason: str, job: LiveJob) -> str | None:
             "base_url_ws_private / base_url_ws_trade"
         )
     return None
-
-
-def arm_kill_file(path: str) -> str:
-    """Create the kill switch file (as 1.231's ``run_live.py kill``); what happened."""
-    target = Path(path).absolute()
-    if target.exists():
-        return f"kill switch already armed at {target}"
-    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    try:
-        write_atomically(target, f"kill switch armed {stamp} (pid {os.getpid()})\n")
-    except OSError as error:
-        return f"the kill switch is NOT armed: cannot create {target} ({error})"
-    return f"kill switch armed at {target}"
 
 
 def venue_fees(job: LiveJob) -> tuple[float, float]:

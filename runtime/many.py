@@ -23,7 +23,9 @@ from evaluation.parallel import DEFAULT_TASK_THREADS
 from evaluation.parallel import Task
 from evaluation.parallel import TaskOutcome
 from evaluation.parallel import run_tasks
-from evaluation.parallel import write_atomically
+from output_paths import claim_output_dir
+from output_paths import claim_subdirectory
+from output_paths import write_atomically
 from scoremodel.training import TrainConfig
 
 COLUMNS = (
@@ -114,7 +116,8 @@ def run_instruments(
         for bar_type in bar_types
     ]
     log(f"{len(tasks)} instruments from {catalog}")
-    outcomes = run_tasks(tasks, out / "tasks", progress=log, what="instruments")
+    tasks_dir = claim_subdirectory(claim_output_dir(out, "--out"), "tasks", "--out")
+    outcomes = run_tasks(tasks, tasks_dir, progress=log, what="instruments")
     table = instruments_table(outcomes)
     write_table(out, table)
     return table
@@ -133,9 +136,9 @@ def instruments_table(outcomes: list[TaskOutcome]) -> pd.DataFrame:
 
 def write_table(out: Path, table: pd.DataFrame) -> None:
     """instruments.parquet and instruments.csv, each replaced atomically."""
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_dir(out, "--out")
     write_atomically(out / "instruments.parquet", lambda path: table.to_parquet(path, index=False))
-    write_atomically(out / "instruments.csv", lambda path: table.to_csv(path, index=False))
+    write_atomically(out / "instruments.csv", table.to_csv(index=False))
 
 
 def _catalog_fingerprint(catalog: str, bar_type: str) -> str:

@@ -9,11 +9,10 @@ sqrt(period); crypto trades every day, so period = 365.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
-from typing import BinaryIO
 
 import matplotlib
 
@@ -77,8 +76,12 @@ def buy_and_hold_equity(close: pd.Series, starting_balance: float, taker_fee: fl
     return starting_balance * (1.0 - taker_fee) * close / close.iloc[0]
 
 
-def plot_equity(diagnostics: pd.DataFrame, summary: dict, path: Path | BinaryIO) -> None:
-    """Equity vs buy-and-hold, drawdown, and position (with price) in three panels."""
+REPORT_DIR_OPTION = "--report-dir"  # how errors name the report directory (backtest.report_dir)
+
+
+def equity_png(diagnostics: pd.DataFrame, summary: dict) -> bytes:
+    """equity.png: equity vs buy-and-hold, drawdown, and position (with price) in three
+    panels."""
     fig, (ax_eq, ax_dd, ax_pos) = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
     starting = summary["starting_equity"]
     ax_eq.plot(diagnostics.index, diagnostics["equity"], label="strategy", lw=1.2)
@@ -113,8 +116,10 @@ def plot_equity(diagnostics: pd.DataFrame, summary: dict, path: Path | BinaryIO)
     price.set_ylabel("price")
     fig.text(0.01, 0.005, equity_caption(), fontsize=7, va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(path, dpi=110)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=110)
     plt.close(fig)
+    return image.getvalue()
 
 
 def equity_caption() -> str:
@@ -168,3 +173,38 @@ def fill_liquidity(orders: Iterable[Any]) -> dict[str, Any]:
         "fees_maker": fees["MAKER"],
         "fees_taker": fees["TAKER"],
     }
+
+
+def lifecycle_figures(lifecycle: Any) -> dict[str, Any]:
+    """summary.json's model provenance (both engines): ``model_versions``, every version of
+    the run with its training window and the bars it decided
+    (:meth:`strategies.retraining.ModelLifecycle.versions`), the ``retrain`` schedule (null
+    when off; its ``registry``: where the versions are) and the drift monitors' alerts and last
+    statistics."""
+    if lifecycle is None:
+        return {"model_versions": [], "retrain": None, "drift": None}
+    return {
+        "model_versions": lifecycle.versions(),
+        "retrain": lifecycle.settings.to_dict() if lifecycle.settings.enabled else None,
+        "drift": {"alerts": lifecycle.drift_alerts, "last": lifecycle.drift.last},
+    }
+
+
+def versions_line(summary: dict) -> str:
+    """The models of a run in a few words: versions, promotions, drift alerts."""
+    versions = summary.get("model_versions") or []
+    if not versions:
+        return "no version record"
+    first = versions[0]["id"]
+    if summary.get("retrain") is None:
+        line = f"version {first}, not retrained (retrain.every is off)"
+    else:
+        retrained = versions[1:]
+        promoted = sum(v["promoted"] for v in retrained)
+        used = sum(v["bars_decided"] > 0 for v in versions)
+        line = (
+            f"{len(retrained)} retrainings, {promoted} promoted, {used} versions decided bars "
+            f"(started with {first})"
+        )
+    alerts = (summary.get("drift") or {}).get("alerts") or []
+    return line + (f"; {len(alerts)} drift alerts" if alerts else "")

@@ -19,23 +19,27 @@ import pandas as pd
 from nautilus_trader.analysis import PortfolioAnalyzer
 from nautilus_trader.analysis import WinRate
 
+from output_paths import claim_output_dir
+from output_paths import write_atomically
 from runtime.backtest import BacktestOutcome
 from runtime.backtest import overlaps_training
 from runtime.report_figures import DAYS_PER_YEAR as DAYS_PER_YEAR
 from runtime.report_figures import DEFINITIONS
+from runtime.report_figures import REPORT_DIR_OPTION
 from runtime.report_figures import buy_and_hold_equity
 from runtime.report_figures import column_mean
 from runtime.report_figures import cost_line
+from runtime.report_figures import equity_png
 from runtime.report_figures import fill_liquidity
 from runtime.report_figures import finite
-from runtime.report_figures import plot_equity
+from runtime.report_figures import lifecycle_figures
 from runtime.report_figures import returns_statistics
+from runtime.report_figures import versions_line
 from runtime.tearsheet import GENERAL_STATISTICS
 from runtime.tearsheet import PNL_STATISTICS
 from runtime.tearsheet import TearsheetRun
 from runtime.tearsheet import backtest_tearsheet_html
 from runtime.tearsheet import tearsheet_html as tearsheet_html
-from strategies.state_file import write_atomically
 
 
 def summarise(outcome: BacktestOutcome) -> dict:
@@ -87,6 +91,7 @@ def summarise(outcome: BacktestOutcome) -> dict:
         "gaps": strategy.gaps_seen,
         "overlaps_training_data": overlaps_training(outcome.model, outcome.bars.index[0]),
         "wall_seconds": round(outcome.wall_seconds, 3),
+        **lifecycle_figures(strategy.lifecycle),
         "definitions": DEFINITIONS,
     }
     if len(diagnostics):
@@ -98,17 +103,19 @@ def summarise(outcome: BacktestOutcome) -> dict:
 
 
 def write_report(outcome: BacktestOutcome, directory: str | Path) -> dict:
-    """Write every report file into ``directory``; returns the summary."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write every report file into ``directory`` (checked and marked as this program's by
+    :func:`output_paths.claim_output_dir`; each file replaced atomically); returns the summary."""
+    directory = claim_output_dir(directory, REPORT_DIR_OPTION)
     summary = summarise(outcome)
     engine, strategy = outcome.engine, outcome.strategy
-    engine.trader.generate_order_fills_report().to_csv(directory / "fills.csv")
-    engine.trader.generate_positions_report().to_csv(directory / "positions.csv")
+    write_atomically(directory / "fills.csv", engine.trader.generate_order_fills_report().to_csv())
+    write_atomically(
+        directory / "positions.csv", engine.trader.generate_positions_report().to_csv()
+    )
     diagnostics = strategy.recorder.frame() if strategy.recorder else pd.DataFrame()
-    diagnostics.to_parquet(directory / "diagnostics.parquet")
+    write_atomically(directory / "diagnostics.parquet", diagnostics.to_parquet())
     if len(diagnostics):
-        plot_equity(diagnostics, summary, directory / "equity.png")
+        write_atomically(directory / "equity.png", equity_png(diagnostics, summary))
     if outcome.run.backtest.tearsheet and len(diagnostics) >= 2:
         summary["tearsheet"] = str(write_tearsheet(outcome, directory / "tearsheet.html"))
     elif outcome.run.backtest.tearsheet:
@@ -160,6 +167,7 @@ def format_summary(summary: dict, report_dir: str | Path | None = None) -> str:
         ("halted", halted),
         ("funding", s["funding"]),
         *([("maker orders", maker_line(s))] if s["execution"] == "maker" else []),
+        ("model", versions_line(s)),
         ("engine time", f"{s['wall_seconds']:.1f} s"),
     ]
     if s["overlaps_training_data"]:

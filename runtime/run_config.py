@@ -15,7 +15,8 @@ the two ways of running it::
 
 Every value is checked at load against the rule of its field (:data:`STRATEGY_RULES` for the
 strategy, the ``rule`` next to each settings field): its type, its range or its allowed values.
-Unknown keys are errors (a typo must not silently fall back to a default). A bad value is one
+Unknown keys are errors (a typo must not silently fall back to a default), and so are an
+empty file and a key given twice (:func:`yaml_files.read_yaml`). A bad value is one
 :class:`ConfigError` line naming the file, ``section.field``, the value and what is allowed.
 """
 
@@ -30,7 +31,6 @@ from typing import Any
 
 import msgspec
 import pandas as pd
-import yaml
 from nautilus_trader.model.data import BarType
 
 from cli_errors import UserError
@@ -48,11 +48,13 @@ from field_rules import Text
 from field_rules import Timestamp
 from field_rules import rules_of
 from field_rules import setting
+from strategies.retraining import RetrainSettings
 from strategies.score_matching import STRATEGY_RULES
 from strategies.score_matching import ScoreMatchingConfig
 from strategies.score_matching import validate_config
+from yaml_files import read_yaml
 
-SECTIONS = ("strategy", "backtest", "live")
+SECTIONS = ("strategy", "backtest", "live", "retrain")
 COMMAND_LINE = "command line"  # the source named in errors about command-line overrides
 LIVE_MODES = ("sandbox", "demo", "testnet", "mainnet")  # runtime.live.MODES
 LOG_LEVELS = ("OFF", "TRACE", "DEBUG", "INFO", "WARNING", "ERROR")  # Nautilus LogLevel names
@@ -120,9 +122,13 @@ class LiveSettings:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """The strategy's config (its ``retrain`` field: the ``retrain:`` section's values that
+    were given), the backtest's and the live node's settings, and the retraining schedule."""
+
     strategy: ScoreMatchingConfig
     backtest: BacktestSettings = field(default_factory=BacktestSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
+    retrain: RetrainSettings = field(default_factory=RetrainSettings)
     source: str = "<defaults>"
 
 
@@ -151,12 +157,22 @@ def load_run_config(path: str | Path | None = None, **strategy_overrides: Any) -
     if "bar_type" in overrides and "instrument_id" not in overrides:
         overrides["instrument_id"] = str(BarType.from_str(overrides["bar_type"]).instrument_id)
     strategy = _checked(STRATEGY_RULES, _section(raw, "strategy", source), source, "strategy")
+    if "retrain" in strategy:
+        raise ConfigError(
+            f"{source}: strategy.retrain belongs in the top-level retrain: section (it applies to "
+            "run_backtest.py and run_live.py alike); move it there"
+        )
+    retrain_values = _section(raw, "retrain", source)
+    retrain = _settings(RetrainSettings, retrain_values, source, "retrain")
+    if retrain.enabled:
+        strategy["retrain"] = retrain.given(retrain_values)
     return RunConfig(
         strategy=parse_strategy_config(
             {**default_strategy_fields(), **strategy, **overrides}, source
         ),
         backtest=_settings(BacktestSettings, _section(raw, "backtest", source), source, "backtest"),
         live=_settings(LiveSettings, _section(raw, "live", source), source, "live"),
+        retrain=retrain,
         source=source,
     )
 
@@ -168,6 +184,22 @@ def with_backtest_overrides(run: RunConfig, source: str = COMMAND_LINE, **values
     merged = {**dataclasses.asdict(run.backtest), **given}
     backtest = _settings(BacktestSettings, merged, source, "backtest")
     return dataclasses.replace(run, backtest=backtest)
+
+
+def with_retrain_overrides(run: RunConfig, source: str = COMMAND_LINE, **values: Any) -> RunConfig:
+    """``run`` with these retrain settings replaced (None values ignored), validated; the
+    strategy config's ``retrain`` field follows (``--retrain-every``, ``--retrain-window``)."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        return run
+    _reject_unknown(given, rules_of(RetrainSettings), source, "retrain")
+    merged = {**(run.strategy.retrain or {}), **given}
+    retrain = _settings(
+        RetrainSettings, {**dataclasses.asdict(run.retrain), **given}, source, "retrain"
+    )
+    checked = retrain.given(merged) if retrain.enabled else None
+    strategy = msgspec.structs.replace(run.strategy, retrain=checked)
+    return dataclasses.replace(run, strategy=strategy, retrain=retrain)
 
 
 def parse_strategy_config(fields: dict[str, Any], source: str = "<config>") -> ScoreMatchingConfig:
@@ -192,23 +224,7 @@ def parse_strategy_config(fields: dict[str, Any], source: str = "<config>") -> S
 
 def _read_file(path: str | Path) -> tuple[dict[str, Any], str]:
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"config file {path} is a directory; give the YAML file inside it")
-    if not path.is_file():
-        raise ConfigError(
-            f"config file {path} does not exist; check the path (configs/default.yaml is a "
-            "complete example)"
-        )
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path} is not a UTF-8 text file; give a YAML file") from error
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from error
-    if raw is None:
-        raw = {}
+    raw = read_yaml(path, "config file", "configs/default.yaml is a complete example", ConfigError)
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{path} must hold a mapping with strategy/backtest/live sections, "

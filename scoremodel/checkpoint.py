@@ -5,6 +5,7 @@ Layout::
     MODEL_DIR/
       manifest.json          feature spec, normalisers, sigmas, architecture, calibration,
                              training data range and bar type, library versions, checksums
+                             (of each weights file and of the manifest itself)
       signal.safetensors     state model s(x, sigma)
       forecast.safetensors   joint [state, forward return] model (forecast mode)
 
@@ -12,6 +13,22 @@ Weights are read with safetensors only: no pickle, so loading a checkpoint never
 Every file's SHA-256 is in the manifest, so a truncated or swapped file is caught at load.
 A model directory is written whole: built as a hidden sibling directory, synced, then renamed
 into place, so a crash never leaves half a model under the final name.
+
+The manifest checksums itself: ``manifest_sha256`` is the SHA-256 of the manifest's canonical
+JSON without that key, ``json.dumps(m, sort_keys=True, separators=(",", ":"),
+allow_nan=True)`` encoded as UTF-8 (ASCII, json's default escaping); Python's float repr round
+trips, so re-serialising the loaded manifest gives the same text. Every reader recomputes it
+(:func:`verified_manifest`), so an edit to any field (horizons, a normaliser value, a
+calibration table, the bar type, a weights file's checksum) is refused at load.
+
+Every number in the manifest must be finite, except what is only reported, never used to load,
+trade or sample: a model record's ``history``, ``best_val_loss``, ``test_loss``,
+``train_seconds`` and ``states_per_second`` (``models.NAME.KEY``; a diverged epoch's loss may be
+NaN or inf). A NaN or inf anywhere else (normalisers, sigmas, calibration tables, the
+conditional section's scaling and predictive settings, ``mean_shrinkage``, inference and
+training settings, ...) is refused at load naming the field, and :func:`save_checkpoint`
+refuses to write it (``ValueError``), so such a model never reaches disk. Non-finite reporting
+values are written as json writes them (``NaN``, ``Infinity``), which json reads back.
 
 :func:`load_verified_checkpoint` is the one gate every user of a model passes (the strategy's
 loader and ``python -m scoremodel info``): the checkpoint itself (files, checksums, a complete
@@ -22,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import secrets
@@ -38,8 +56,14 @@ from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import FeatureSpec
 
 FORMAT = "scoremodel.checkpoint"
-FORMAT_VERSION = 2  # 2: Simpson density on (z, z/2) at sigma_min
+FORMAT_VERSION = 3  # 2: Simpson density on (z, z/2) at sigma_min; 3: manifest_sha256
 MANIFEST = "manifest.json"
+MANIFEST_DIGEST = "manifest_sha256"  # the manifest's own checksum (see the module docstring)
+# What training measured and `info` shows, never used to load, trade or sample: these entries of
+# a model record (models.NAME.KEY) may hold non-finite numbers; every other number must be finite.
+REPORTING_ONLY = frozenset(
+    {"history", "best_val_loss", "test_loss", "train_seconds", "states_per_second"}
+)
 BLOCK_KEYS = ("first", "last", "rows")
 # What loading, trading and `info` read from a manifest: a manifest without any of these
 # (dotted paths) is incomplete and refused at load, never half-used.
@@ -110,15 +134,25 @@ def save_checkpoint(
     *,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``weights[name]`` to ``name.safetensors`` and the manifest with their checksums.
+    """Write ``weights[name]`` to ``name.safetensors`` and the manifest with their checksums
+    and its own (``manifest_sha256``).
 
     The model directory appears complete or not at all: it is built as a hidden sibling
     directory, synced, and renamed into place. An existing model directory is replaced only
     with ``overwrite``, and only after the new one is complete (see :func:`check_model_output`).
+    A manifest with a non-finite number outside the reporting-only entries raises ValueError
+    naming the field, before anything is written.
     """
     directory = Path(directory)
     check_model_output(directory, overwrite)
     manifest = json.loads(json.dumps(manifest))  # a deep copy that is surely JSON
+    manifest.pop(MANIFEST_DIGEST, None)  # a loaded model's: recomputed below
+    non_finite = non_finite_numbers(manifest)
+    if non_finite:
+        raise ValueError(
+            f"refusing to save a model whose {_describe_non_finite(non_finite)}: a model's "
+            "statistics and settings must be finite numbers (check the bars and the training run)"
+        )
     manifest.update(format=FORMAT, format_version=FORMAT_VERSION, versions=library_versions())
     for name in weights:
         if name not in manifest["models"]:
@@ -134,6 +168,7 @@ def save_checkpoint(
             _write_synced(staging / file_name, data)
             manifest["models"][name]["weights"] = file_name
             manifest["models"][name]["sha256"] = hashlib.sha256(data).hexdigest()
+        manifest[MANIFEST_DIGEST] = manifest_digest(manifest)
         text = json.dumps(manifest, indent=2, sort_keys=True)
         _write_synced(staging / MANIFEST, text.encode())
         _fsync_directory(staging)
@@ -164,6 +199,9 @@ def check_model_output(directory: str | Path, overwrite: bool = False) -> Path:
             raise ModelOutputError(
                 f"model directory {directory} already exists; pass --overwrite to replace it, "
                 "or choose another path"
+                if (directory / MANIFEST).is_file()  # else --overwrite is refused too (below)
+                else f"{directory} is not a model directory (no {MANIFEST}) and is not empty; "
+                "choose another path for the model"
             )
         if not (directory / MANIFEST).is_file():
             raise ModelOutputError(
@@ -252,27 +290,18 @@ def usable_checkpoint(directory: str | Path, expected_spec: FeatureSpec) -> str 
 
 
 def read_manifest(directory: Path) -> dict:
-    """The manifest of ``directory``, checked to be a complete manifest of this format."""
+    """The manifest of ``directory``, checked to be a complete manifest of this format, unedited
+    (its checksum) and with finite numbers (:func:`verified_manifest`)."""
     path = directory / MANIFEST
     if not directory.is_dir():
         raise CheckpointError(
-            f"model directory {directory} does not exist; train one with "
+            f"model directory {directory} "
+            f"{'is not a directory' if directory.exists() else 'does not exist'}; train one with "
             "`python -m scoremodel train --catalog DIR --bar-type BAR_TYPE --out MODEL_DIR`"
         )
     if not path.is_file():
         raise CheckpointError(f"{directory} has no {MANIFEST}; it is not a scoremodel checkpoint")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error}); the file is corrupt") from error
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise CheckpointError(f"{path} is not a {FORMAT} manifest (format={found!r})")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has format version {manifest.get('format_version')}, this code reads "
-            f"version {FORMAT_VERSION}; retrain the model with this version"
-        )
+    manifest = verified_manifest(path)
     missing = [entry for entry in REQUIRED_ENTRIES if not _has(manifest, entry)]
     if not missing:
         models = manifest["models"]
@@ -295,6 +324,83 @@ def read_manifest(directory: Path) -> dict:
             "copy the whole model directory again or retrain the model"
         )
     return manifest
+
+
+def verified_manifest(path: Path) -> dict:
+    """The manifest in the file ``path``, as every reader of a model directory gets it (this
+    module's :func:`read_manifest`, ``scoremodel.cond_checkpoint``): valid JSON, this format and
+    version, its ``manifest_sha256`` equal to its content's, every number outside the
+    reporting-only entries finite. Anything else raises :class:`CheckpointError`."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error}); the file is corrupt") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise CheckpointError(f"{path} is not a {FORMAT} manifest (format={found!r})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format version {manifest.get('format_version')}, this code reads "
+            f"version {FORMAT_VERSION}; retrain the model with this version"
+        )
+    stored = manifest.get(MANIFEST_DIGEST)
+    if not isinstance(stored, str):
+        raise CheckpointError(
+            f"{path} has no checksum ({MANIFEST_DIGEST}): it was edited or damaged after it was "
+            "written; copy the whole model directory again or retrain"
+        )
+    if stored != manifest_digest(manifest):
+        raise CheckpointError(
+            f"{path} was edited or damaged after it was written (its checksum differs); copy "
+            "the whole model directory again or retrain"
+        )
+    non_finite = non_finite_numbers(manifest)
+    if non_finite:
+        raise CheckpointError(
+            f"{path}: {_describe_non_finite(non_finite)}, but a model's statistics and settings "
+            "must be finite numbers; copy the whole model directory again or retrain"
+        )
+    return manifest
+
+
+def manifest_digest(manifest: dict) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``manifest`` without ``manifest_sha256``."""
+    content = {key: value for key, value in manifest.items() if key != MANIFEST_DIGEST}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def non_finite_numbers(manifest: dict) -> list[tuple[str, float]]:
+    """(dotted field, value) of every NaN or inf in ``manifest`` outside the reporting-only
+    entries of model records, e.g. ``("models.signal.normaliser.std[3]", nan)``."""
+    checked = dict(manifest)
+    if isinstance(manifest.get("models"), dict):
+        checked["models"] = {
+            name: {k: v for k, v in entry.items() if k not in REPORTING_ONLY}
+            if isinstance(entry, dict)
+            else entry
+            for name, entry in manifest["models"].items()
+        }
+    found: list[tuple[str, float]] = []
+
+    def walk(value: object, field: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{field}.{key}" if field else str(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{field}[{index}]")
+        elif isinstance(value, float) and not math.isfinite(value):
+            found.append((field, value))
+
+    walk(checked, "")
+    return found
+
+
+def _describe_non_finite(found: list[tuple[str, float]]) -> str:
+    field, value = found[0]
+    more = f" ({len(found)} non-finite numbers in all)" if len(found) > 1 else ""
+    return f"{field} is {value}{more}"
 
 
 def check_feature_spec(manifest: dict, expected: FeatureSpec, directory: Path) -> None:

@@ -1,4 +1,4 @@
-"""``python -m scoremodel train|info|sample``: the command line of the ML core.
+"""``python -m scoremodel train|info|versions|sample``: the command line of the ML core.
 
 The ML modules import neither Nautilus nor ``catalogs``; only this shell's ``train`` reads bars,
 through ``catalogs`` (imported lazily in it), from a Nautilus ParquetDataCatalog. The
@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,6 +22,8 @@ from cli_errors import non_negative_int
 from cli_errors import positive_float
 from cli_errors import positive_int
 from cli_errors import run_cli
+from output_paths import check_output_file
+from output_paths import write_atomically
 from scoremodel.checkpoint import CONDITIONAL
 from scoremodel.inference import SIGNAL_MODES
 from scoremodel.training import TrainConfig
@@ -38,10 +37,6 @@ DEFAULT_BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-HOUR-LAST-EXTERNAL"
 
 class TrainingInputError(UserError):
     """The selected bars cannot train a model (too few for the split)."""
-
-
-class OutputFileError(UserError):
-    """A path given for an output file cannot be written."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,6 +114,18 @@ def _parser() -> argparse.ArgumentParser:
     add_debug_flag(info)
     info.set_defaults(run=_info)
 
+    versions = commands.add_parser(
+        "versions",
+        help="list a model's retrained versions",
+        description="The model directory's own model (the base) and every version a retraining "
+        "stored (its live registries under MODEL/live/<mode> too; a backtest's under "
+        "REPORT_DIR/models): id, training window, promoted or not and why; * marks each "
+        "registry's current version, the one a restarted node resumes with.",
+    )
+    versions.add_argument("model", help="model directory, or a registry (REPORT_DIR/models)")
+    add_debug_flag(versions)
+    versions.set_defaults(run=_versions)
+
     sample = commands.add_parser(
         "sample",
         help="predictor-corrector samples of market states",
@@ -136,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--seed", type=non_negative_int, default=0)
     sample.add_argument("--out", required=True, help="CSV file for the samples (raw feature units)")
+    sample.add_argument(
+        "--overwrite", action="store_true", help="replace the file --out if it exists"
+    )
     add_debug_flag(sample)
     sample.set_defaults(run=_sample)
     return parser
@@ -196,13 +206,20 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _versions(args: argparse.Namespace) -> int:
+    from scoremodel.registry import describe_versions
+
+    print(describe_versions(args.model))
+    return 0
+
+
 def _sample(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from scoremodel.inference import ScoreModel
     from scoremodel.sampling import predictor_corrector
 
-    out = _check_output_file(Path(args.out))
+    out = check_output_file(args.out, "--out", args.overwrite)  # before sampling
     model = ScoreModel.load(args.model)
     sigmas = model.sigmas()
     z = predictor_corrector(
@@ -216,37 +233,9 @@ def _sample(args: argparse.Namespace) -> int:
     clip = model.normaliser.clip
     raw = model.normaliser.inverse(np.clip(z.astype(np.float64), -clip, clip))
     csv = pd.DataFrame(raw, columns=list(model.spec.names)).to_csv(index=False)
-    _write_file_atomically(out, csv.encode())
+    write_atomically(out, csv)
     print(f"wrote {args.samples} samples to {out}")
     return 0
-
-
-def _check_output_file(path: Path) -> Path:
-    """Refuse an output file path whose directory is missing or that names a directory."""
-    if path.is_dir():
-        raise OutputFileError(f"--out {path} is a directory; give a file name such as {path}/x.csv")
-    directory = path.absolute().parent
-    if not directory.is_dir():
-        raise OutputFileError(
-            f"cannot write {path}: the directory {directory} does not exist; create it first"
-        )
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OutputFileError(f"cannot write {path}: no permission to write in {directory}")
-    return path
-
-
-def _write_file_atomically(path: Path, data: bytes) -> None:
-    """Temporary file in the same directory, fsync, rename: a crash never leaves half a file."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    try:
-        with temporary.open("xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def describe(manifest: dict) -> str:

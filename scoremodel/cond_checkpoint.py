@@ -2,23 +2,23 @@
 
 The manifest (:mod:`scoremodel.checkpoint`) gains a ``conditional`` section with the context
 length L, the horizons, the training-block scaling, the predictive settings and the training
-config. Loading checks the feature spec and, when asked, L and the horizons: a model made for
-another context or other horizons is refused with a :class:`CheckpointError`.
+config. Loading passes the checks every manifest reader makes
+(:func:`scoremodel.checkpoint.verified_manifest`: format version, the manifest's own checksum,
+finite numbers), then checks the feature spec and, when asked, L and the horizons: a model made
+for another context or other horizons is refused with a :class:`CheckpointError`.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from scoremodel.checkpoint import CONDITIONAL
-from scoremodel.checkpoint import FORMAT
-from scoremodel.checkpoint import FORMAT_VERSION
 from scoremodel.checkpoint import MANIFEST
 from scoremodel.checkpoint import CheckpointError
 from scoremodel.checkpoint import _load_weights
 from scoremodel.checkpoint import check_feature_spec
 from scoremodel.checkpoint import save_checkpoint
+from scoremodel.checkpoint import verified_manifest
 from scoremodel.cond_data import ConditionalScaling
 from scoremodel.cond_network import ConditionalNetConfig
 from scoremodel.cond_predictive import ConditionalModel
@@ -102,24 +102,15 @@ def conditional_from(section: dict, state_dict: dict) -> ConditionalModel:
 
 
 def _read_manifest(directory: Path) -> dict:
-    """The manifest of a conditional model directory, checked to be complete."""
+    """The manifest of a conditional model directory: the checks every manifest reader makes
+    (:func:`scoremodel.checkpoint.verified_manifest`), then a complete conditional section."""
     path = directory / MANIFEST
     if not path.is_file():
         raise CheckpointError(
             f"{directory} has no {MANIFEST}; it is not a model directory (save one with "
             "scoremodel.cond_checkpoint.save_conditional)"
         )
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error}); the file is corrupt") from error
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a {FORMAT} manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has format version {manifest.get('format_version')}, this code reads "
-            f"version {FORMAT_VERSION}; retrain the model with this version"
-        )
+    manifest = verified_manifest(path)
     section = manifest.get("conditional")
     if not isinstance(section, dict) or MODEL_NAME not in manifest.get("models", {}):
         raise CheckpointError(

@@ -108,7 +108,7 @@ def fit_model(
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "feature_spec": config.spec.to_dict(),
         "feature_fingerprint": config.spec.fingerprint(),
-        "data": _data_section(bars, bar_type, dataset, splits),
+        "data": {**_data_section(bars, bar_type, dataset, splits), "fractions": config.fractions},
         "training": config.train.to_dict(),
         "inference": InferenceSettings(
             signal_sigma=sigma_min,

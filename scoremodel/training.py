@@ -13,6 +13,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from field_rules import FRACTION_BELOW_ONE
+from field_rules import NON_NEGATIVE
+from field_rules import POSITIVE
+from field_rules import PROBABILITY
+from field_rules import Integer
+from field_rules import Nullable
+from field_rules import check_fields
+from field_rules import setting
 from scoremodel.ema import EMA
 from scoremodel.losses import dsm_loss
 from scoremodel.losses import sample_sigmas
@@ -23,23 +31,37 @@ from scoremodel.sigmas import max_pairwise_distance
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of one DSM run; stored in the checkpoint manifest."""
+    """Hyper-parameters of one DSM run; stored in the checkpoint manifest.
 
-    hidden: int = 64
-    n_blocks: int = 2
-    sigma_min: float = 0.1  # z-units; smaller levels are learned poorly (DSM variance ~ 1/sigma^2)
-    sigma_max: float | None = None  # None: the largest pairwise distance of the training data
-    batch_size: int = 4096
-    max_epochs: int = 100
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    warmup_fraction: float = 0.05
-    grad_clip: float = 1.0
-    ema_decay: float = 0.995  # ~200-step average: a run is ~1,000 large-batch steps
-    patience: int = 20
-    val_noise_draws: int = 2
-    seed: int = 7
-    threads: int | None = None  # None: torch's default
+    Each field carries the rule its value must satisfy (:mod:`field_rules`), checked when the
+    config is made; a sweep space's ``model:`` values are checked by the same rules."""
+
+    hidden: int = setting(64, Integer(1))
+    n_blocks: int = setting(2, Integer(1))
+    # z-units; smaller levels are learned poorly (DSM variance ~ 1/sigma^2)
+    sigma_min: float = setting(0.1, POSITIVE)
+    # None: the largest pairwise distance of the training data
+    sigma_max: float | None = setting(None, Nullable(POSITIVE))
+    batch_size: int = setting(4096, Integer(1))
+    max_epochs: int = setting(100, Integer(1))
+    learning_rate: float = setting(3e-3, POSITIVE)
+    weight_decay: float = setting(1e-4, NON_NEGATIVE)
+    warmup_fraction: float = setting(0.05, PROBABILITY)
+    grad_clip: float = setting(1.0, POSITIVE)
+    # ~200-step average: a run is ~1,000 large-batch steps
+    ema_decay: float = setting(0.995, FRACTION_BELOW_ONE)
+    patience: int = setting(20, Integer(1))
+    val_noise_draws: int = setting(2, Integer(1))
+    seed: int = setting(7, Integer(0))
+    threads: int | None = setting(None, Nullable(Integer(1)))  # None: torch's default
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.sigma_max is not None and float(self.sigma_max) <= float(self.sigma_min):
+            raise ValueError(
+                f"sigma_max = {self.sigma_max!r} must be greater than sigma_min = "
+                f"{self.sigma_min!r}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)

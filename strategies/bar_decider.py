@@ -14,7 +14,6 @@ Policy and forecaster).
 from __future__ import annotations
 
 import math
-import os
 from typing import NamedTuple
 
 import numpy as np
@@ -23,6 +22,7 @@ from policy.calendar import bars_per_year
 from policy.decision import Decision
 from policy.decision import Policy
 from policy.edge import NO_VIEW
+from policy.edge import ForecastView
 from policy.edge import shrink_view
 from policy.risk import RiskState
 from policy.settings import PolicySettings
@@ -32,6 +32,7 @@ from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import IncrementalFeatures
 from scoremodel.inference import Assessment
 from scoremodel.inference import ScoreModel
+from strategies.kill_switch import kill_switch_armed
 
 TRADED_HORIZON = -1  # edge mode trades the forecaster's longest horizon
 
@@ -77,12 +78,15 @@ class BarDecider:
         self._shrinkage = 1.0
         self._view = NO_VIEW
         horizon = 1
+        self._recent: np.ndarray | None = None  # edge mode: the last L states, for a swap
         if signal_mode == "edge":  # the conditional forecaster, per bar
             self.forecaster = BarPredictor(
                 model.conditional, cost=costs.round_trip, horizons=(TRADED_HORIZON,)
             )
             horizon = model.conditional.horizons[TRADED_HORIZON]
             self._shrinkage = model.mean_shrinkage[TRADED_HORIZON]
+            self._recent = np.zeros((model.conditional.context_len, DEFAULT_SPEC.dim))
+        self._states_seen = 0  # since the start or the last gap
         self.policy = Policy(
             settings,
             annualisation=bars_per_year(bar_ns / 1e9),
@@ -112,6 +116,7 @@ class BarDecider:
             missing = (ts_ns - self.last_bar_ns) // self.bar_ns - 1
             self.features.reset()
             self.policy.forget_directions()
+            self._states_seen = 0
             if self.forecaster is not None:
                 self.forecaster.reset()
         self.last_bar_ns = ts_ns
@@ -122,6 +127,9 @@ class BarDecider:
         state = self.features.update(high, low, close, volume)
         if state is None:
             return None
+        if self._recent is not None:
+            self._recent[self._states_seen % len(self._recent)] = state
+        self._states_seen += 1
         if self.forecaster is not None:
             assessment = self._forecast(state)
         else:
@@ -129,9 +137,30 @@ class BarDecider:
             self.policy.observe(assessment.direction)
         return BarView(state, assessment)
 
-    def halt_on_kill_switch(self, path: str | None, ts_ns: int) -> bool:
-        """Halt when the kill switch file exists; True when this call halted."""
-        if path and not self.policy.risk.halted and os.path.exists(path):
+    @property
+    def view(self) -> ForecastView:
+        """Edge mode's view of the last observed bar (NO_VIEW in the other modes)."""
+        return self._view
+
+    def swap_model(self, model: ScoreModel) -> None:
+        """Decide with ``model`` from the next bar on (a retrained version of the same recipe):
+        the features, the policy and its risk state stay; edge mode's forecaster is rebuilt
+        and fed the last L states, so its first forecast is as if it had run all along."""
+        self.model = model
+        if self.forecaster is None:
+            return
+        self.forecaster = BarPredictor(
+            model.conditional, cost=self.policy.costs.round_trip, horizons=(TRADED_HORIZON,)
+        )
+        self._shrinkage = model.mean_shrinkage[TRADED_HORIZON]
+        length = len(self._recent)
+        for i in range(max(0, self._states_seen - length), self._states_seen):
+            self.forecaster.update(self._recent[i % length])
+
+    def halt_on_kill_switch(self, path: str | None, ts_ns: int, requested: bool = False) -> bool:
+        """Halt when the kill switch is armed (its file exists, or a kill was ``requested`` in
+        memory); True when this call halted."""
+        if not self.policy.risk.halted and kill_switch_armed(path, requested):
             self.policy.halt(ts_ns, f"kill switch {path}")
             return True
         return False

@@ -33,11 +33,14 @@ RECORDED_FIELDS = (
 
 
 class DiagnosticsRecorder:
-    """One row per decided bar: the model's reading, the policy's decision, the account."""
+    """One row per decided bar: the model's reading, the policy's decision, the account, and
+    the model version that decided it (an index into :attr:`version_ids`)."""
 
     def __init__(self) -> None:
         self.ts = array("q")
         self.columns = {name: array("d") for name in RECORDED_FIELDS}
+        self.versions = array("l")
+        self.version_ids: list[str] = []  # set by the strategy (ModelLifecycle.ids)
 
     def record(
         self,
@@ -47,6 +50,7 @@ class DiagnosticsRecorder:
         position: float,
         equity: float,
         close: float,
+        version: int = 0,
     ) -> None:
         risk = decision.risk
         values = (
@@ -64,6 +68,7 @@ class DiagnosticsRecorder:
             close,
         )
         self.ts.append(ts_ns)
+        self.versions.append(version)
         for column, value in zip(self.columns.values(), values, strict=True):
             column.append(value)
 
@@ -80,4 +85,7 @@ class DiagnosticsRecorder:
         frame["in_distribution"] = frame["in_distribution"].astype(bool)
         frame["blocked_by"] = [Blocker(int(v)).name for v in frame["blocked_by"]]
         frame["risk_status"] = [RiskStatus(int(v)).name for v in frame["risk_status"]]
+        versions = np.frombuffer(self.versions, dtype=np.int64) if len(self.versions) else []
+        ids = self.version_ids
+        frame["model_version"] = [ids[v] if v < len(ids) else str(v) for v in versions]
         return frame

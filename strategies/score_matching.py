@@ -22,9 +22,10 @@ Importable by path: ``strategies.score_matching:ScoreMatchingStrategy`` with
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 import pandas as pd
+from nautilus_trader.common.component import TestClock
 from nautilus_trader.common.enums import LogColor
 from nautilus_trader.common.events import TimeEvent
 from nautilus_trader.config import NonNegativeFloat
@@ -66,14 +67,24 @@ from strategies.bar_decider import lot_rules
 from strategies.decision_record import DiagnosticsRecorder
 from strategies.diagnostics import DIAGNOSTICS_DATA_TYPE
 from strategies.diagnostics import ScoreMatchingDiagnostics
+from strategies.kill_switch import kill_switch_armed
 from strategies.model_loading import load_model_for
 from strategies.reconciliation import VenueBooks
 from strategies.reconciliation import VenueReconciler
+from strategies.retraining import InlineTrainer
+from strategies.retraining import ModelLifecycle
+from strategies.retraining import ProcessTrainer
+from strategies.retraining import RetrainRule
+from strategies.retraining import RetrainSettings
 from strategies.state_file import RiskStateFile
 from strategies.state_file import parse_risk_state
 
 RISK_STATE_KEY = "risk_state"
 KILL_SWITCH_TIMER = "kill-switch"
+RETRAIN_TIMER = "retrain-poll"
+# the tags of orders that are not a model's decision (those carry "model:<version id>")
+STOP_TAG = "stop"
+KILL_SWITCH_TAG = "kill-switch"  # live: collect a finished training off the bar path
 
 
 class ScoreMatchingConfig(StrategyConfig, frozen=True):
@@ -155,6 +166,12 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
     maker_timeout_bars : PositiveInt, default 1
         "maker": a limit still open this many bars after it was placed is cancelled (counted
         as unfilled); the next decision places a fresh one at its own bar's close.
+    retrain : dict, optional
+        Keep the model current (:class:`strategies.retraining.RetrainSettings`: ``every``,
+        ``window``, ``min_bars``, ``epochs``, ``delay_bars``, ``keep``, ``validate``,
+        ``on_drift``, ``registry``, the drift thresholds); ``run_backtest.py`` and
+        ``run_live.py`` set it from the run configuration's ``retrain:`` section. A backtest
+        trains in the engine's thread, a live node in a separate process.
 
     """
 
@@ -195,6 +212,7 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
     reconcile_interval_secs: NonNegativeFloat = 30.0
     execution: str = TAKER
     maker_timeout_bars: PositiveInt = 1
+    retrain: dict[str, Any] | None = None
 
 
 INSTRUMENT_ID = Parsed(InstrumentId.from_str, "an instrument id such as BTCUSDT-LINEAR.BYBIT")
@@ -222,6 +240,7 @@ STRATEGY_RULES: dict[str, object] = {
     "reconcile_interval_secs": NON_NEGATIVE,
     "execution": Choice(EXECUTION_STYLES),
     "maker_timeout_bars": Integer(1),
+    "retrain": RetrainRule(),
 }
 
 
@@ -236,6 +255,7 @@ class ScoreMatchingStrategy(Strategy):
         self.instrument: Instrument | None = None
         # features, model and policy per bar (strategies.bar_decider), made in on_start
         self.decider: BarDecider | None = None
+        self.lifecycle: ModelLifecycle | None = None  # versions, retraining, drift (on_start)
         self.recorder = DiagnosticsRecorder() if config.record_diagnostics else None
         self.bars_decided = 0
         self.gaps_seen = 0
@@ -244,6 +264,7 @@ class ScoreMatchingStrategy(Strategy):
         self._buffered: list[Bar] = []
         self._account = None  # the venue account, looked up on the first decided bar
         self._risk_file: RiskStateFile | None = None
+        self._kill_requested = False  # SIGUSR1: halt even if the kill file cannot be written
         self._restored_risk: RiskState | None = None  # on_load before on_start
         self.venue_books: VenueBooks | None = None  # the venue's books, set by the live node
         self.reconciler: VenueReconciler | None = None
@@ -261,8 +282,10 @@ class ScoreMatchingStrategy(Strategy):
                 f"instrument {self.config.instrument_id} is not in the cache; add it to the "
                 "backtest venue or load it through the live instrument provider"
             )
-        self.model = load_model_for(self.config)
         self._bar_ns = bar_interval_ns(self.config.bar_type)
+        self.model = load_model_for(self.config)
+        self.lifecycle = self._lifecycle()  # a live registry's current version replaces it
+        self.model = self.lifecycle.model
         fee = execution_fee(
             self.config.execution,
             float(self.instrument.maker_fee),
@@ -277,8 +300,11 @@ class ScoreMatchingStrategy(Strategy):
             lots=lot_rules(self.instrument),
             risk=self._restored_risk,
         )
+        if self.recorder is not None:
+            self.recorder.version_ids = self.lifecycle.ids
         self.log.info(
-            f"model {self.config.model_path} ({self.config.signal_mode} mode), density threshold "
+            f"model {self.config.model_path} version {self.lifecycle.version} "
+            f"({self.config.signal_mode} mode), density threshold "
             f"{self.model.density_threshold:.3f} (p{self.config.density_percentile:g})",
             LogColor.BLUE,
         )
@@ -295,6 +321,10 @@ class ScoreMatchingStrategy(Strategy):
                 self, self.venue_books, self.config.reconcile_interval_secs
             )
             self.reconciler.start(self._reconcile_with_venue)
+        if self.lifecycle.schedule is not None and not self._backtesting:
+            self.clock.set_timer(
+                RETRAIN_TIMER, pd.Timedelta(seconds=1), callback=lambda _e: self.lifecycle.poll()
+            )
         if self.config.warmup_from_history:
             self._request_history()
         self.subscribe_bars(self.config.bar_type)
@@ -305,13 +335,17 @@ class ScoreMatchingStrategy(Strategy):
         self.cancel_all_orders(self.config.instrument_id)
         if self.config.close_positions_on_stop:
             self.close_all_positions(
-                self.config.instrument_id, reduce_only=self.config.reduce_only_on_stop
+                self.config.instrument_id,
+                reduce_only=self.config.reduce_only_on_stop,
+                tags=[STOP_TAG],  # not a model's decision: the stop's
             )
         self.unsubscribe_bars(self.config.bar_type)
         if self.config.subscribe_quotes:
             self.unsubscribe_quote_ticks(self.config.instrument_id)
         if self._risk_file is not None:
             self._risk_file.save_if_changed(self.policy.risk)
+        if self.lifecycle is not None:
+            self.lifecycle.close()  # a training process still running is stopped
 
     def on_reset(self) -> None:
         self.decider = None
@@ -341,6 +375,36 @@ class ScoreMatchingStrategy(Strategy):
                 self.policy.risk = self._restored_risk
             self.log.info(f"restored risk state {self._restored_risk}", LogColor.BLUE)
 
+    # ----- the model's versions (strategies.retraining) ------------------------------------------
+
+    @property
+    def _backtesting(self) -> bool:
+        return isinstance(self.clock, TestClock)
+
+    def _lifecycle(self) -> ModelLifecycle:
+        """Versions, retraining and drift monitors: a backtest trains in the engine's thread
+        (deterministic), a live node in a separate process (``on_bar`` never waits)."""
+        settings = RetrainSettings.from_mapping(self.config.retrain)
+        if settings.enabled and settings.registry is None and self._backtesting:
+            raise ValueError(
+                "retrain.registry is not set: a backtest that retrains stores its versions "
+                "there (run_backtest.py uses REPORT_DIR/models); the model directory is the "
+                "live node's registry"
+            )
+        return ModelLifecycle(
+            settings,
+            self.model,
+            self.config.model_path,
+            bar_ns=self._bar_ns,
+            bar_type=str(self.config.bar_type),
+            signal_mode=self.config.signal_mode,
+            density_percentile=self.config.density_percentile,
+            trainer=InlineTrainer() if self._backtesting else ProcessTrainer(settings.timeout_secs),
+            resume=not self._backtesting,  # a backtest never starts from a later model
+            log=lambda line: self.log.info(line, LogColor.BLUE),
+            warn=self.log.warning,
+        )
+
     # ----- restart safety and the kill switch (live) -------------------------------------------
 
     def _restore_risk_state(self, path: str) -> None:
@@ -354,11 +418,17 @@ class ScoreMatchingStrategy(Strategy):
         """Compare position and balance with the venue's (strategies.reconciliation)."""
         self.reconciler.check()
 
+    def request_kill(self) -> None:
+        """Halt, cancel and flatten at the next kill switch check whether or not the kill
+        switch file could be written (the live node's SIGUSR1 handler calls it)."""
+        self._kill_requested = True
+
     def _poll_kill_switch(self, _event: TimeEvent | None = None) -> None:
-        """While the kill switch file exists: halt, cancel, and close the position as soon as
-        no order is in flight (an order in flight when the file appeared may still fill)."""
+        """While the kill switch is armed (its file exists, or :meth:`request_kill`): halt,
+        cancel, and close the position as soon as no order is in flight (an order in flight
+        when the kill came may still fill)."""
         path = self.config.kill_switch_path
-        if not path or not os.path.exists(path):
+        if not kill_switch_armed(path, self._kill_requested):
             return
         if not self.policy.risk.halted:
             self.policy.halt(self.clock.timestamp_ns(), f"kill switch {path}")
@@ -370,7 +440,7 @@ class ScoreMatchingStrategy(Strategy):
         if not self._orders_working() and self.cache.positions_open(
             instrument_id=instrument_id, strategy_id=self.id
         ):
-            self.close_all_positions(instrument_id, reduce_only=True)
+            self.close_all_positions(instrument_id, reduce_only=True, tags=[KILL_SWITCH_TAG])
 
     # ----- warm-up from history ------------------------------------------------------------
 
@@ -379,7 +449,11 @@ class ScoreMatchingStrategy(Strategy):
         now = self.clock.utc_now()
         needed = self.decider.history_bars()
         interval = pd.Timedelta(self._bar_ns, unit="ns")
-        pages = history_pages(now - needed * interval, now, interval, self.config.history_page_bars)
+        start = min(  # the features' warm-up, or the first training window's bars
+            now - needed * interval,
+            pd.Timestamp(self.lifecycle.history_start_ns(now.value), tz="UTC"),
+        )
+        pages = history_pages(start, now, interval, self.config.history_page_bars)
         self._history_pending = True
         self._request_page(pages, 0)
 
@@ -420,15 +494,27 @@ class ScoreMatchingStrategy(Strategy):
         if missing:
             self.gaps_seen += 1
             self.log.warning(f"gap of {missing} bars before {bar}; features warm up again")
+            self.lifecycle.reset_drift()
         close = bar.close.as_double()
-        view = decider.observe(
-            bar.high.as_double(), bar.low.as_double(), close, bar.volume.as_double()
-        )
-        if view is None or not trade:
-            return  # still warming up, or history
+        high, low, volume = bar.high.as_double(), bar.low.as_double(), bar.volume.as_double()
+        lifecycle = self.lifecycle
+        lifecycle.observe(bar.ts_event, bar.open.as_double(), high, low, close, volume)
+        if trade:
+            swapped = lifecycle.model_for(bar.ts_event)  # a promoted version due from this bar
+            if swapped is not None:
+                decider.swap_model(swapped)
+                self.model = swapped
+        view = decider.observe(high, low, close, volume)
+        if not trade:
+            return  # history
+        if view is None:
+            lifecycle.end_of_bar(bar.ts_event)  # warming up after a gap: the schedule runs on
+            return
 
         position, equity = self._position_and_equity(close)
-        decider.halt_on_kill_switch(self.config.kill_switch_path, bar.ts_event)
+        decider.halt_on_kill_switch(
+            self.config.kill_switch_path, bar.ts_event, self._kill_requested
+        )
         was_halted = decider.policy.risk.halted
         decision = decider.decide(bar.ts_event, view, equity, close, position)
         if decider.policy.risk.halted and not was_halted:
@@ -436,6 +522,11 @@ class ScoreMatchingStrategy(Strategy):
         if decision.order != 0.0 and not self._orders_working():
             self._submit(decision)
         self._report(bar, view.assessment, decision, position, equity, close)
+        forecast = decider.view
+        lifecycle.after_decision(
+            bar.ts_event, close, forecast.mean, forecast.std, view.assessment.in_distribution
+        )
+        lifecycle.end_of_bar(bar.ts_event)
 
     def _submit(self, decision: Decision) -> None:
         if self.config.execution == MAKER:
@@ -446,6 +537,7 @@ class ScoreMatchingStrategy(Strategy):
             order_side=OrderSide.BUY if decision.order > 0 else OrderSide.SELL,
             quantity=self.instrument.make_qty(abs(decision.order)),
             reduce_only=decision.reduce_only,
+            tags=[self.lifecycle.order_tag],
         )
         self.submit_order(order)
 
@@ -465,6 +557,7 @@ class ScoreMatchingStrategy(Strategy):
             price=self.instrument.make_price(maker_limit_price(close, buy, tick)),
             post_only=True,
             reduce_only=decision.reduce_only,
+            tags=[self.lifecycle.order_tag],
         )
         self.submit_order(order)
         self.maker_stats["submitted"] += 1
@@ -528,7 +621,15 @@ class ScoreMatchingStrategy(Strategy):
         self.bars_decided += 1
         blocker, risk, target = decision.blocker, decision.risk, decision.target
         if self.recorder is not None:
-            self.recorder.record(bar.ts_event, assessment, decision, position, equity, close)
+            self.recorder.record(
+                bar.ts_event,
+                assessment,
+                decision,
+                position,
+                equity,
+                close,
+                self.lifecycle.version_index,
+            )
         if self.config.publish_diagnostics:
             self.publish_data(
                 DIAGNOSTICS_DATA_TYPE,
@@ -568,7 +669,7 @@ def validate_config(config: ScoreMatchingConfig) -> PolicySettings:
         try:
             rule.parse(
                 value
-                if isinstance(value, bool | int | float | str) or value is None
+                if isinstance(value, bool | int | float | str | dict) or value is None
                 else str(value)
             )
         except Rejected:

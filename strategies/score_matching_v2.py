@@ -31,7 +31,6 @@ What differs from the 1.231 binding (``strategies.score_matching``):
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,14 +55,20 @@ from policy.settings import PolicySettings
 from strategies.bar_decider import BarDecider
 from strategies.bar_decider import lot_rules
 from strategies.decision_record import DiagnosticsRecorder
+from strategies.kill_switch import kill_switch_armed
 from strategies.model_loading import load_model_for
+from strategies.retraining import InlineTrainer
+from strategies.retraining import ModelLifecycle
+from strategies.retraining import ProcessTrainer
+from strategies.retraining import RetrainSettings
 from strategies.state_file import RiskStateFile
 
-# (ts_event ns, high, low, close, volume) of a bar before the first traded one
-HistoryBar = tuple[int, float, float, float, float]
+# (ts_event ns, open, high, low, close, volume) of a bar before the first traded one
+HistoryBar = tuple[int, float, float, float, float, float]
 # the last n bar intervals before the first traded bar (up to and including it)
 HistorySource = Callable[[int], Sequence[HistoryBar]]
 KILL_SWITCH_TIMER = "kill-switch"
+RETRAIN_TIMER = "retrain-poll"  # live: collect a finished training off the bar path
 LATE_FILLS_TIMER = "close-after-stop"
 LATE_FILLS_POLL_MS = 100
 
@@ -102,6 +107,9 @@ class ScoreMatchingV2Config:
     execution: str = TAKER
     maker_timeout_bars: int = 1
     maker_fee: float | None = None  # the venue's maker fee (needed by execution: maker)
+    # keep the model current (strategies.retraining.RetrainSettings; the 1.231 config's field)
+    retrain: dict | None = None
+    inline_training: bool = False  # a backtest trains in the engine's thread (live: a process)
 
     def __post_init__(self) -> None:
         if self.execution not in EXECUTION_STYLES:
@@ -143,6 +151,7 @@ class ScoreMatchingStrategyV2(Strategy):
         self.bar_type = BarType.from_str(config.bar_type)
         self.history = history
         self.decider: BarDecider | None = None
+        self.lifecycle: ModelLifecycle | None = None  # versions, retraining, drift (on_start)
         self.instrument = None
         self.bars_decided = 0
         self.gaps_seen = 0
@@ -150,6 +159,7 @@ class ScoreMatchingStrategyV2(Strategy):
         self._working = None  # the client order id of the order not yet closed
         self._balance: float | None = None  # the account's balance, None: read it again
         self._risk_file: RiskStateFile | None = None
+        self._kill_requested = False  # SIGUSR1: halt even if the kill file cannot be written
         self._history_pages: list[tuple[dt.datetime, dt.datetime]] = []  # still to request
         self._history_pending = False
         self._buffered: list[Bar] = []  # live bars that arrived during the warm-up
@@ -171,21 +181,28 @@ class ScoreMatchingStrategyV2(Strategy):
             risk = self._risk_file.load()
             if risk is not None:
                 self.log.info(f"restored risk state from {config.state_path}: {risk}")
+        bar_ns = self.bar_type.spec.get_interval_ns()
+        self.lifecycle = self._lifecycle(load_model_for(config), bar_ns)
         self.decider = BarDecider(
             config.policy,
             config.signal_mode,
-            load_model_for(config),
-            bar_ns=self.bar_type.spec.get_interval_ns(),
+            self.lifecycle.model,  # a live registry's current version, else the model's own
+            bar_ns=bar_ns,
             fee=config.cost_fee,  # the cost-aware policy prices a round trip at the style's fee
             lots=lot_rules(self.instrument),
             risk=risk,
         )
+        if self.recorder is not None:
+            self.recorder.version_ids = self.lifecycle.ids
         if self.history is not None:  # the bars before the first one, as 1.231 requests them
-            for ts_ns, high, low, close, volume in self.history(self.decider.history_bars()):
-                if self.decider.accept(ts_ns) is not None:
-                    self.decider.observe(high, low, close, volume)
+            for bar in self.history(self._history_bars()):
+                self._warm_up(*bar)
         elif config.warmup_from_history:
             self._request_history()
+        if self.lifecycle.schedule is not None and not config.inline_training:
+            self.clock.set_timer(
+                RETRAIN_TIMER, dt.timedelta(seconds=1), callback=lambda _e: self.lifecycle.poll()
+            )
         if config.kill_switch_path and config.kill_switch_poll_secs > 0:
             self.clock.set_timer(
                 KILL_SWITCH_TIMER,
@@ -196,6 +213,31 @@ class ScoreMatchingStrategyV2(Strategy):
         if config.subscribe_quotes:
             self.subscribe_quotes(self.instrument_id)
 
+    def _lifecycle(self, model: object, bar_ns: int) -> ModelLifecycle:
+        """Versions, retraining and drift monitors (strategies.retraining), as on 1.231."""
+        config = self.settings
+        settings = RetrainSettings.from_mapping(config.retrain)
+        if settings.enabled and settings.registry is None and config.inline_training:
+            raise ValueError(
+                "retrain.registry is not set: a backtest that retrains stores its versions "
+                "there (run_backtest.py uses REPORT_DIR/models)"
+            )
+        return ModelLifecycle(
+            settings,
+            model,
+            config.model_path,
+            bar_ns=bar_ns,
+            bar_type=config.bar_type,
+            signal_mode=config.signal_mode,
+            density_percentile=config.policy.density_percentile,
+            trainer=InlineTrainer()
+            if config.inline_training
+            else ProcessTrainer(settings.timeout_secs),
+            resume=not config.inline_training,  # a backtest never starts from a later model
+            log=self.log.info,
+            warn=self.log.warning,
+        )
+
     # ----- warm-up from the data client (live) ----------------------------------------------
 
     def _request_history(self) -> None:
@@ -203,7 +245,7 @@ class ScoreMatchingStrategyV2(Strategy):
         wait in a buffer until the last page has arrived."""
         interval = dt.timedelta(microseconds=self.bar_type.spec.get_interval_ns() / 1000)
         end = self.clock.utc_now()
-        start = end - self.decider.history_bars() * interval
+        start = end - self._history_bars() * interval
         page = self.settings.history_page_bars * interval
         while start < end:
             self._history_pages.append((start, min(start + page, end)))
@@ -221,14 +263,27 @@ class ScoreMatchingStrategyV2(Strategy):
     def on_historical_bars(self, bars: Sequence[Bar]) -> None:
         if not self._history_pending:
             return
-        decider = self.decider
         for bar in bars:
-            if bar.bar_type == self.bar_type and decider.accept(bar.ts_event) is not None:
-                decider.observe(
-                    bar.high.as_double(), bar.low.as_double(), bar.close.as_double(),
-                    bar.volume.as_double(),
+            if bar.bar_type == self.bar_type:
+                self._warm_up(
+                    bar.ts_event, bar.open.as_double(), bar.high.as_double(),
+                    bar.low.as_double(), bar.close.as_double(), bar.volume.as_double(),
                 )  # fmt: skip
         self._request_next_page()
+
+    def _history_bars(self) -> int:
+        """Bars of history before the first traded bar: the features' warm-up, or the first
+        training window's (strategies.retraining)."""
+        now_ns = self.clock.timestamp_ns()
+        interval = self.bar_type.spec.get_interval_ns()
+        window = (now_ns - self.lifecycle.history_start_ns(now_ns)) // interval
+        return max(self.decider.history_bars(), window)
+
+    def _warm_up(self, ts_ns: int, o: float, h: float, lo: float, c: float, v: float) -> None:
+        """A bar before the first traded one: features, and the bars the retraining keeps."""
+        if self.decider.accept(ts_ns) is not None:
+            self.lifecycle.observe(ts_ns, o, h, lo, c, v)
+            self.decider.observe(h, lo, c, v)
 
     def _finish_history(self) -> None:
         self._history_pending = False
@@ -240,10 +295,11 @@ class ScoreMatchingStrategyV2(Strategy):
     # ----- the kill switch (live) ------------------------------------------------------------
 
     def _poll_kill_switch(self, _event: TimeEvent | None = None) -> None:
-        """While the kill switch file exists: halt, cancel, and close the position as soon as
-        no order of the strategy is pending (one in flight when the file appeared may fill)."""
+        """While the kill switch is armed (its file exists, or :meth:`request_kill`): halt,
+        cancel, and close the position as soon as no order of the strategy is pending (one in
+        flight when the kill came may fill)."""
         path = self.settings.kill_switch_path
-        if not path or not os.path.exists(path) or self.decider is None:
+        if not kill_switch_armed(path, self._kill_requested) or self.decider is None:
             return
         risk = self.decider.policy.risk
         if not risk.halted:
@@ -253,6 +309,11 @@ class ScoreMatchingStrategyV2(Strategy):
             if self._risk_file is not None:
                 self._risk_file.save_if_changed(self.decider.policy.risk)
         self._close_when_nothing_pending(reduce_only=True)
+
+    def request_kill(self) -> None:
+        """Halt, cancel and flatten at the next kill switch check whether or not the kill
+        switch file could be written (the live node's SIGUSR1 handler calls it)."""
+        self._kill_requested = True
 
     def on_stop(self) -> None:
         self.cancel_all_orders(self.instrument_id)
@@ -278,6 +339,8 @@ class ScoreMatchingStrategyV2(Strategy):
             self.unsubscribe_quotes(self.instrument_id)
         if self._risk_file is not None:
             self._risk_file.save_if_changed(self.decider.policy.risk)
+        if self.lifecycle is not None:
+            self.lifecycle.close()  # a training process still running is stopped
 
     def on_bar(self, bar: Bar) -> None:
         if self._history_pending:
@@ -287,20 +350,26 @@ class ScoreMatchingStrategyV2(Strategy):
         missing = decider.accept(bar.ts_event)
         if missing is None:
             return
+        lifecycle = self.lifecycle
         if missing:
             self.gaps_seen += 1
             self.log.warning(f"gap of {missing} bars before {bar}; features warm up again")
-        view = decider.observe(
-            bar.high.as_double(), bar.low.as_double(), bar.close.as_double(),
-            bar.volume.as_double(),
-        )  # fmt: skip
-        if view is None:
-            return  # still warming up
+            lifecycle.reset_drift()
         close = bar.close.as_double()
+        high, low, volume = bar.high.as_double(), bar.low.as_double(), bar.volume.as_double()
+        lifecycle.observe(bar.ts_event, bar.open.as_double(), high, low, close, volume)
+        swapped = lifecycle.model_for(bar.ts_event)  # a promoted version due from this bar
+        if swapped is not None:
+            decider.swap_model(swapped)
+        view = decider.observe(high, low, close, volume)
+        if view is None:
+            lifecycle.end_of_bar(bar.ts_event)  # warming up after a gap: the schedule runs on
+            return
         if self.settings.reread_balance_every_bar:
             self._balance = None
         position, equity = self._position_and_equity(close)
-        if decider.halt_on_kill_switch(self.settings.kill_switch_path, bar.ts_event):
+        path = self.settings.kill_switch_path
+        if decider.halt_on_kill_switch(path, bar.ts_event, self._kill_requested):
             self.log.warning("kill switch file found: flattening and halting")
         was_halted = decider.policy.risk.halted
         decision = decider.decide(bar.ts_event, view, equity, close, position)
@@ -310,9 +379,22 @@ class ScoreMatchingStrategyV2(Strategy):
             self._submit(decision, close)
         self.bars_decided += 1
         if self.recorder is not None:
-            self.recorder.record(bar.ts_event, view.assessment, decision, position, equity, close)
+            self.recorder.record(
+                bar.ts_event,
+                view.assessment,
+                decision,
+                position,
+                equity,
+                close,
+                lifecycle.version_index,
+            )
         if self._risk_file is not None:
             self._risk_file.save_if_changed(decider.policy.risk)
+        forecast = decider.view
+        lifecycle.after_decision(
+            bar.ts_event, close, forecast.mean, forecast.std, view.assessment.in_distribution
+        )
+        lifecycle.end_of_bar(bar.ts_event)
 
     def _submit(self, decision: Decision, close: float) -> None:
         if self.settings.execution == MAKER:
@@ -323,6 +405,7 @@ class ScoreMatchingStrategyV2(Strategy):
             OrderSide.BUY if decision.order > 0 else OrderSide.SELL,
             self.instrument.make_qty(abs(decision.order)),
             reduce_only=decision.reduce_only,
+            tags=[self.lifecycle.order_tag],
         )
         self._working = order.client_order_id
         self.submit_order(order)
@@ -342,6 +425,7 @@ class ScoreMatchingStrategyV2(Strategy):
             self.instrument.make_price(maker_limit_price(close, buy, tick)),
             post_only=True,
             reduce_only=decision.reduce_only,
+            tags=[self.lifecycle.order_tag],
         )
         self._working = order.client_order_id
         self.submit_order(order)

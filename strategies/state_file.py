@@ -1,7 +1,8 @@
 """The strategy's risk state in a small JSON file, so a restart resumes where it stopped.
 
 Nautilus's own ``save_state``/``load_state`` needs a cache database (Redis); this file needs
-nothing. Writes are atomic (temporary file in the same directory, fsync, ``os.replace``), so a
+nothing. Writes are atomic (:func:`output_paths.write_atomically`: temporary file in the same
+directory, fsync, ``os.replace``), so a
 crash leaves either the old or the new state, never half a file; and they happen only when the
 state changed, so a bar that changes nothing costs one comparison of two frozen dataclasses.
 
@@ -16,13 +17,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cli_errors import UserError
+from output_paths import write_atomically
 from policy.risk import RiskState
 
 INT64_MAX = 2**63 - 1
@@ -160,24 +161,3 @@ class RiskStateFile:
         write_atomically(self.path, state.to_json())
         self.last_saved = state
         return True
-
-
-def write_atomically(path: Path, content: str | bytes) -> None:
-    """Replace ``path`` with ``content`` so that readers see the old or the new file, never
-    half of one (bytes are written as they are, text as UTF-8). The file gets the permissions
-    a plain write would give it (0666 less the umask; a temporary file starts at 0600)."""
-    data = content if isinstance(content, bytes) else content.encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    umask = os.umask(0)
-    os.umask(umask)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+from scoremodel.checkpoint import MANIFEST
+from scoremodel.checkpoint import MANIFEST_DIGEST
+from scoremodel.checkpoint import manifest_digest
 
 
 def random_walk_bars(n: int, seed: int = 0, interval: str = "1min") -> pd.DataFrame:
@@ -36,3 +44,15 @@ def random_walk_bars(n: int, seed: int = 0, interval: str = "1min") -> pd.DataFr
     )
     frame.index.name = "ts_close"
     return frame
+
+
+def edit_manifest(model: Path, edit: Callable[[dict], object], reseal: bool = True) -> None:
+    """Apply ``edit`` to the manifest of the model directory ``model``. With ``reseal`` (for a test
+    of a check behind the manifest's own checksum) its ``manifest_sha256`` is recomputed; without,
+    the edit is what a user's hand edit or a damaged copy looks like."""
+    path = Path(model) / MANIFEST
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    if reseal:
+        manifest[MANIFEST_DIGEST] = manifest_digest(manifest)
+    path.write_text(json.dumps(manifest))

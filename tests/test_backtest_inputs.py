@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
@@ -24,14 +23,13 @@ from runtime.backtest import run_backtest as backtest
 from scoremodel.checkpoint import CheckpointError
 from strategies.model_loading import ModelMismatchError
 from tests.conftest import BAR_TYPE
+from tests.helpers import edit_manifest
 
 
 def edited_model(trained_model, tmp_path, edit) -> str:
     copy = tmp_path / "edited-model"
     shutil.copytree(trained_model, copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
-    edit(manifest)
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    edit_manifest(copy, edit)  # resealed: the check under test is another one
     return str(copy)
 
 

@@ -1,7 +1,7 @@
 """run_backtest.py never changes a user's catalog or model, and every bad input is one line.
 
 Each test runs the command line in-process from an empty working directory (where the embedded
-default's var/catalog and var/models/default would go), on copies of the session's catalog and
+default's var/demo would go), on copies of the session's catalog and
 model, and checks: exit status 2, the key phrase of the one-line message, no traceback, and
 that no file under the user's directories or the working directory changed or appeared.
 """
@@ -9,7 +9,6 @@ that no file under the user's directories or the working directory changed or ap
 from __future__ import annotations
 
 import hashlib
-import json
 import pickle
 import shutil
 from collections.abc import Callable
@@ -20,6 +19,8 @@ import pytest
 from nautilus_trader.config import StrategyConfig
 
 import run_backtest
+from output_paths import claim_output_dir
+from runtime.embedded_default import DEMO_ROOT
 from runtime.embedded_default import prepare_default_inputs
 from runtime.run_config import STRATEGY_RULES
 from runtime.run_config import ConfigError
@@ -29,6 +30,7 @@ from scoremodel.features import DEFAULT_SPEC
 from scoremodel.inference import ScoreModel
 from strategies.score_matching import ScoreMatchingConfig
 from tests.conftest import BAR_TYPE
+from tests.helpers import edit_manifest
 
 FIVE_MINUTE = "BTCUSDT-LINEAR.BYBIT-5-MINUTE-LAST-EXTERNAL"
 
@@ -65,10 +67,7 @@ class User:
         return snapshot(self.catalog, self.model, self.workdir)
 
     def edit_manifest(self, edit: Callable[[dict], None]) -> None:
-        path = self.model / "manifest.json"
-        manifest = json.loads(path.read_text())
-        edit(manifest)
-        path.write_text(json.dumps(manifest))
+        edit_manifest(self.model, edit)  # resealed: the check under test is another one
         self.before = self.snapshot()
 
 
@@ -176,7 +175,7 @@ def test_report_dir_that_is_a_file(user, capsys):
         capsys, user, "--catalog", str(user.catalog), "--model", str(user.model),
         "--report-dir", str(user.model / "manifest.json"),
     )  # fmt: skip
-    assert "manifest.json is a file; give another --report-dir" in line
+    assert "manifest.json is a file, not a directory; give a directory" in line
 
 
 def test_model_path_alone_reads_no_generated_catalog(user, capsys):
@@ -213,7 +212,7 @@ def test_bar_type_alone_is_not_the_embedded_default(user, capsys):
 
 def test_default_preparation_refuses_a_users_paths(user):
     run = load_run_config(model_path=str(user.model))
-    with pytest.raises(ValueError, match="writes only to var/catalog and var/models/default"):
+    with pytest.raises(ValueError, match="writes only to var/demo/catalog and var/demo/model"):
         prepare_default_inputs(run)
     assert user.snapshot() == user.before
 
@@ -221,18 +220,19 @@ def test_default_preparation_refuses_a_users_paths(user):
 def test_the_defaults_own_unusable_model_is_retrained_there_and_said_so(
     user, trained_model, capsys, monkeypatch
 ):
-    own_catalog, own_model = user.workdir / "var" / "catalog", user.workdir / "var" / "models"
+    demo = claim_output_dir(user.workdir / DEMO_ROOT, "the embedded default's directory")
+    own_catalog, own_model = demo / "catalog", demo / "model"
     shutil.copytree(user.catalog, own_catalog)
-    shutil.copytree(user.model, own_model / "default")
-    (own_model / "default" / "manifest.json").write_text("{not json")
+    shutil.copytree(user.model, own_model)
+    (own_model / "manifest.json").write_text("{not json")
     retrained = ScoreModel.load(trained_model)
     monkeypatch.setattr("runtime.embedded_default.fit_model", lambda *args, **kwargs: retrained)
     status = run_backtest.main(["--start", "2024-11-20", "--report-dir", "report"])
     out = capsys.readouterr().out
     assert status == 0
-    assert "the embedded default's own model var/models/default cannot be used" in out
+    assert "the embedded default's own model var/demo/model cannot be used" in out
     assert "retraining it there" in out
-    assert usable_checkpoint(own_model / "default", DEFAULT_SPEC) is None
+    assert usable_checkpoint(own_model, DEFAULT_SPEC) is None
 
 
 # ----- case 8: every configuration value is checked at load -----------------------------------

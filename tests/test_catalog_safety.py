@@ -262,7 +262,7 @@ def test_info_on_a_missing_catalog_is_an_error_and_creates_nothing(
         (None, "CSV file not found"),
         ("", "is empty; expected a header line and OHLCV rows"),
         ("timestamp,open,high,low,close,volume\n", "has a header but no data rows"),
-        ("a directory", "is not a file; pass the path of a CSV file"),
+        ("a directory", "is not a regular file; pass the path of a CSV file"),
     ],
 )
 def test_bad_csv_files_give_one_line_and_write_nothing(
@@ -333,9 +333,15 @@ def test_a_catalog_path_that_cannot_be_created_gives_one_line(
     assert blocker.read_text() == "not a directory"
 
 
-def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="No data catalog"):
-        main(["info", "--catalog", str(tmp_path / "absent"), "--debug"])
+def test_debug_shows_the_traceback_and_still_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["info", "--catalog", str(tmp_path / "absent"), "--debug"])
+
+    assert code == 2  # a user error, as README promises, with the traceback as well
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "No data catalog" in err
+    assert err.strip().splitlines()[-1].startswith("error: No data catalog")
 
 
 def test_ctrl_c_says_what_was_kept(

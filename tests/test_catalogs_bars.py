@@ -248,7 +248,7 @@ def test_duplicates_raise_by_default() -> None:
     message = problems_of(df)
 
     assert "1 duplicate timestamp row(s) (first: 2024-01-01 00:05:00+00:00)" in message
-    assert "duplicate_policy='drop'" in message
+    assert "--duplicate-policy drop" in message
 
 
 def test_duplicates_can_be_dropped_and_are_counted() -> None:
@@ -315,7 +315,7 @@ def test_gap_policy_error_lists_the_gaps() -> None:
 
     assert "2 gap(s) with 3 missing bar(s)" in message
     assert "2024-01-01 00:03:00+00:00 .. 2024-01-01 00:06:00+00:00 (2 bars)" in message
-    assert "gap_policy='fill'" in message
+    assert "--gap-policy fill" in message
 
 
 def test_gap_policy_report_keeps_data_and_lists_gaps() -> None:

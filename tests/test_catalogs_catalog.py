@@ -128,7 +128,7 @@ def test_differing_overlap_is_an_error_and_nothing_is_written(
     message = str(caught.value)
     assert "1 bar(s) differ from the stored" in message
     assert str(bars.index[1_999]) in message
-    assert "on_conflict='warn'" in message
+    assert "--on-conflict warn" in message
     assert last_bar_close(catalog_dir, BAR_TYPE_1M) == bars.index[1_999]
     assert (
         read_bars_frame(catalog_dir, BAR_TYPE_1M)["volume"].iloc[-1] == bars["volume"].iloc[1_999]

@@ -9,7 +9,6 @@ slope is set to 1 so that the test market's forecasts clear the cost band and it
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -28,6 +27,7 @@ from scoremodel.features import compute_features
 from strategies.bar_decider import TRADED_HORIZON
 from strategies.bar_decider import lot_rules
 from tests.conftest import BAR_TYPE
+from tests.helpers import edit_manifest
 
 HOURLY = bars_per_year(3600)
 
@@ -37,11 +37,12 @@ def unshrunk_model(trained_model, tmp_path):
     """The test model with its conditional forecaster's mean slope set to 1 (trusted fully)."""
     model_dir = tmp_path / "unshrunk"
     shutil.copytree(trained_model, model_dir)
-    manifest_path = model_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    record = manifest["models"]["conditional"]
-    record["mean_shrinkage"] = [1.0] * len(record["mean_shrinkage"])
-    manifest_path.write_text(json.dumps(manifest))
+
+    def unshrink(manifest: dict) -> None:
+        record = manifest["models"]["conditional"]
+        record["mean_shrinkage"] = [1.0] * len(record["mean_shrinkage"])
+
+    edit_manifest(model_dir, unshrink)  # resealed with the manifest's checksum
     return model_dir
 
 

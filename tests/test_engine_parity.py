@@ -358,6 +358,7 @@ def test_run_backtest_on_v2_writes_the_report_of_the_same_run(job, tmp_path):
     assert summary["engine"].startswith("NautilusTrader 2.")
     assert summary["orders"] >= 10 and summary["fills"] >= summary["orders"]
     assert {p.name for p in report.iterdir()} == {
+        ".scorematching-output",  # output_paths.MARKER: the program's own directory
         "fills.csv",
         "positions.csv",
         "account.csv",

@@ -158,7 +158,7 @@ def test_the_default_catalog_is_built_at_its_own_path_when_missing(tmp_path, mon
     from runtime.run_config import load_run_config
 
     monkeypatch.chdir(tmp_path)
-    args = argparse.Namespace(catalog=None, bar_type=None, start=None, end=None)
+    args = argparse.Namespace(config=None, catalog=None, bar_type=None, start=None, end=None)
     bars, source = cli._catalog_bars(args, load_run_config(None))
     assert len(bars) == 30_000 and source == DEFAULT_BAR_TYPE
     assert (tmp_path / DEFAULT_CATALOG).is_dir()

@@ -26,7 +26,7 @@ def test_a_file_url_reads_the_same_bars_as_its_path(synthetic_catalog):
     """`_catalog_bars` is where the evaluation and the sweep open the catalog."""
     url = synthetic_catalog.resolve().as_uri()
     assert url.startswith("file://")
-    args = argparse.Namespace(catalog=url, bar_type=BAR_TYPE, start=None, end=None)
+    args = argparse.Namespace(config=None, catalog=url, bar_type=BAR_TYPE, start=None, end=None)
     bars, source = cli._catalog_bars(args, load_run_config(None))
     assert source == BAR_TYPE
     assert bars.equals(read_bars_frame(synthetic_catalog, BAR_TYPE))

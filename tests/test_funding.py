@@ -376,18 +376,15 @@ def test_synth_writes_a_funding_series_with_its_bars(tmp_path, capsys):
     assert len(rates) == 25 and rates.attrs["interval"] == EIGHT_HOURS
 
 
-def test_the_embedded_default_catalog_gets_funding_even_if_built_before_funding(
-    tmp_path, monkeypatch
-):
+def test_the_embedded_default_catalog_gets_its_funding_with_its_bars(tmp_path, monkeypatch):
+    from catalogs.catalog import read_bars_frame
+    from runtime.embedded_default import DEFAULT_BAR_TYPE
     from runtime.embedded_default import DEFAULT_CATALOG
     from runtime.embedded_default import prepare_default_catalog
 
     monkeypatch.chdir(tmp_path)
-    bars = generate_bars(100, interval="1h", seed=7)
-    write_bars(DEFAULT_CATALOG, bars, make_perpetual("BTCUSDT"), "1h")  # an older default
-    assert read_funding(DEFAULT_CATALOG, INSTRUMENT).empty
-
-    prepare_default_catalog(bars=100)
+    prepare_default_catalog(bars=100, seed=7)
+    bars = read_bars_frame(DEFAULT_CATALOG, DEFAULT_BAR_TYPE)
     rates = read_funding(DEFAULT_CATALOG, INSTRUMENT)
-    assert len(rates) == 12  # every 8 h within the 100 bars
+    assert len(bars) == 100 and len(rates) == 12  # every 8 h within the 100 bars
     pd.testing.assert_series_equal(rates, synthetic_funding(bars, seed=7), check_freq=False)

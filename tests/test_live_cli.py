@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 import run_live
+from output_paths import write_atomically
 from policy.risk import RiskState
 from runtime import live
 from runtime.run_config import load_run_config
-from strategies.state_file import write_atomically
 from tests.bybit_emulator import EmulatorServer
 from tests.live_support import LiveMarket
 from tests.live_support import clear_keys
@@ -34,13 +34,13 @@ CLOSED_PORT = "http://127.0.0.1:9"  # nothing listens: a regression cannot reach
 def offline_config(tmp_path: Path, model_path: Path, **live_fields: object) -> Path:
     """A run config whose endpoints all point at a closed loopback port."""
     live_section = {
+        "state_dir": str(tmp_path / "state"),
+        "kill_switch_path": str(tmp_path / "KILL"),
         **live_fields,
         "base_url_http": CLOSED_PORT,
         "base_url_ws_public": "ws://127.0.0.1:9/v5/public",
         "base_url_ws_private": "ws://127.0.0.1:9/v5/private",
         "base_url_ws_trade": "ws://127.0.0.1:9/v5/trade",
-        "state_dir": str(tmp_path / "state"),
-        "kill_switch_path": str(tmp_path / "KILL"),
     }
     return write_run_yaml(tmp_path / "offline.yaml", strategy_settings(model_path), live_section)
 
@@ -126,15 +126,27 @@ def test_kill_then_resume(minute_model, tmp_path, capsys):
     assert (resumed.day, resumed.day_start_equity) == (20_000, 11_000.0)  # daily state kept
 
 
-def test_sigusr1_arms_the_kill_switch(tmp_path):
+@pytest.mark.parametrize("writable", [True, False])
+def test_sigusr1_arms_the_kill_switch_and_halts_even_if_the_file_cannot_be_written(
+    tmp_path, writable
+):
+    """SIGUSR1 writes the kill switch file and always tells the strategy in memory: a kill
+    whose file cannot be created (here: a file where its directory should be) still halts."""
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     warnings: list[str] = []
+    requests: list[bool] = []
+    if not writable:
+        (tmp_path / "blocked").write_text("a file where a directory should be")
+    kill = tmp_path / ("KILL" if writable else "blocked/KILL")
     try:
-        live.install_signal_handlers(loop, stop, str(tmp_path / "KILL"), warnings.append)
+        live.install_signal_handlers(
+            loop, stop, str(kill), warnings.append, lambda: requests.append(True)
+        )
         os.kill(os.getpid(), signal.SIGUSR1)
         loop.run_until_complete(asyncio.sleep(0.05))
-        assert (tmp_path / "KILL").is_file() and not stop.is_set()
+        assert kill.is_file() == writable and not stop.is_set()
+        assert requests == [True]
         os.kill(os.getpid(), signal.SIGTERM)
         loop.run_until_complete(asyncio.sleep(0.05))
         assert stop.is_set()

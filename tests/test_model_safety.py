@@ -1,7 +1,8 @@
 """Models are never lost or half-written, and every mistake is one line and exit status 2.
 
 - ``info`` runs the same checks as the strategy's loader, so what ``info`` accepts, a backtest
-  loads;
+  loads; a hand-edited or damaged manifest (its checksum differs), a non-finite statistic and an
+  old format version are refused by both, in one line;
 - ``train`` checks ``--out`` before training and replaces a model directory only with
   ``--overwrite``, atomically; ``save_model`` never leaves half a model under the final name;
 - bad options and paths of ``train``/``sample``/``info`` end in one ``error:`` line, exit 2,
@@ -30,6 +31,10 @@ from scoremodel.inference import ScoreModel
 from scoremodel.pipeline import save_model
 from strategies.model_loading import load_model_for
 from tests.conftest import BAR_TYPE
+from tests.helpers import edit_manifest
+from tests.test_backtest_safety import User
+from tests.test_backtest_safety import fails_cleanly
+from tests.test_backtest_safety import refuse_training
 
 TINY_TRAIN = ["--epochs", "1", "--hidden", "8", "--blocks", "1", "--modes", "score", "--quiet"]
 MINUTE_BAR_TYPE = "BTCUSDT-LINEAR.BYBIT-1-MINUTE-LAST-EXTERNAL"
@@ -85,12 +90,6 @@ def model_copy(trained_model, tmp_path) -> Path:
     return copy
 
 
-def edit_manifest(model: Path, edit) -> None:
-    manifest = json.loads((model / "manifest.json").read_text())
-    edit(manifest)
-    (model / "manifest.json").write_text(json.dumps(manifest))
-
-
 def loader_error(model: Path, **strategy) -> str:
     """The message the strategy's loader (backtest, live) gives for this model."""
     run_config = load_run_config(model_path=str(model), **strategy)
@@ -109,12 +108,89 @@ EDITS = {
 
 @pytest.mark.parametrize("edit", EDITS.values(), ids=EDITS.keys())
 def test_info_refuses_what_the_backtest_refuses_with_the_same_message(model_copy, edit, capsys):
-    edit_manifest(model_copy, edit)
+    edit_manifest(model_copy, edit)  # resealed: these are the checks behind the checksum
     before = snapshot(model_copy)
     code, out, err = run(["info", str(model_copy)], capsys)
     assert_user_error(code, err, "retrain")
     assert err.strip() == f"error: {loader_error(model_copy)}"
     assert out == "" and snapshot(model_copy) == before
+
+
+def set_std_3(manifest: dict, value: float) -> None:
+    manifest["models"]["signal"]["normaliser"]["std"][3] = value
+
+
+def lower_log_density_table(manifest: dict) -> None:
+    manifest["calibration"]["log_density"]["values"][20] -= 1.0
+
+
+# hand edits of what the model computes with or is checked against: each changed how a model
+# traded (horizons [1, 3, 600]: 780 orders became 2,701) and was accepted before
+HAND_EDITS = {
+    "horizons": lambda m: m["conditional"].update(horizons=[1, 3, 600]),
+    "normaliser": lambda m: set_std_3(m, 2 * m["models"]["signal"]["normaliser"]["std"][3]),
+    "calibration": lower_log_density_table,
+    "bar type": lambda m: m["data"].update(bar_type=MINUTE_BAR_TYPE),
+}
+EDITED = "manifest.json was edited or damaged after it was written (its checksum differs); "
+AGAIN = "copy the whole model directory again or retrain"
+
+
+@pytest.mark.parametrize("edit", HAND_EDITS.values(), ids=HAND_EDITS.keys())
+def test_info_refuses_a_hand_edited_manifest(model_copy, edit, capsys):
+    edit_manifest(model_copy, edit, reseal=False)
+    before = snapshot(model_copy)
+    code, out, err = run(["info", str(model_copy)], capsys)
+    assert_user_error(code, err, EDITED + AGAIN)
+    assert err.strip() == f"error: {loader_error(model_copy)}"
+    assert out == "" and snapshot(model_copy) == before
+
+
+def test_info_refuses_a_non_finite_statistic_naming_it(model_copy, capsys):
+    edit_manifest(model_copy, lambda m: set_std_3(m, float("nan")))  # resealed: only the rule
+    code, out, err = run(["info", str(model_copy)], capsys)
+    assert_user_error(code, err, "models.signal.normaliser.std[3] is nan, but a model's")
+    assert AGAIN in err and err.strip() == f"error: {loader_error(model_copy)}"
+    assert out == ""
+
+
+def test_info_refuses_a_version_2_model_with_the_retrain_message(model_copy, capsys):
+    def version_2(manifest: dict) -> None:  # as version 2 wrote it: no manifest checksum
+        manifest.update(format_version=2)
+        manifest.pop("manifest_sha256")
+
+    edit_manifest(model_copy, version_2, reseal=False)
+    code, out, err = run(["info", str(model_copy)], capsys)
+    phrase = "has format version 2, this code reads version 3; retrain the model with this version"
+    assert_user_error(code, err, phrase)
+    assert err.strip() == f"error: {loader_error(model_copy)}"
+    assert out == ""
+
+
+BACKTEST_DAMAGE = {
+    **{name: (edit, False, EDITED + AGAIN) for name, edit in HAND_EDITS.items()},
+    "nan statistic": (
+        lambda m: set_std_3(m, float("nan")),
+        True,
+        "models.signal.normaliser.std[3] is nan",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("edit", "reseal", "phrase"), BACKTEST_DAMAGE.values(), ids=BACKTEST_DAMAGE.keys()
+)
+def test_backtest_refuses_an_edited_manifest_and_changes_nothing(
+    synthetic_catalog, trained_model, tmp_path, monkeypatch, capsys, edit, reseal, phrase
+):
+    user = User(tmp_path, synthetic_catalog, trained_model)
+    monkeypatch.chdir(user.workdir)
+    monkeypatch.setattr("runtime.embedded_default.fit_model", refuse_training)
+    edit_manifest(user.model, edit, reseal=reseal)
+    user.before = user.snapshot()
+    argv = ["--catalog", str(user.catalog), "--model", str(user.model)]
+    line = fails_cleanly(capsys, user, *argv)
+    assert f"model {user.model} cannot be used" in line and phrase in line
 
 
 def test_info_checks_the_fit_to_bars_and_mode_like_the_backtest(model_copy, capsys):
@@ -171,7 +247,7 @@ def out_is_another_directory(tmp_path: Path) -> tuple[Path, Path, str]:
     path = tmp_path / "photos"
     path.mkdir()
     (path / "cat.jpg").write_bytes(b"\xff\xd8 a cat")
-    return path, path, "already exists; pass --overwrite"
+    return path, path, "is not a model directory (no manifest.json) and is not empty; choose"
 
 
 @pytest.mark.parametrize("make", [out_is_a_file, out_under_a_file, out_is_another_directory])

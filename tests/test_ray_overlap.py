@@ -23,6 +23,7 @@ from evaluation.parallel import run_tasks
 from evaluation.walk_forward import EvaluationConfig
 from evaluation.walk_forward import ScenarioChecksError
 from evaluation.walk_forward import evaluate
+from output_paths import MARKER
 from tests.test_evaluation_cli import TINY
 from tests.test_evaluation_cli import TINY_FLAGS
 
@@ -144,7 +145,7 @@ def test_the_command_saves_the_folds_when_the_scenario_checks_fail(monkeypatch, 
     with pytest.raises(ScenarioChecksError):
         cli.main(["--csv", str(path), "--interval", "1min", *TINY_FLAGS, "--out", str(out)])
     assert "the folds and the pooled summary are kept in" in capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == [PARTIAL_RESULTS]  # no report.md
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, PARTIAL_RESULTS]  # no report.md
     kept = json.loads((out / PARTIAL_RESULTS).read_text())
     assert len(kept["folds"]) == 2 and "strategies" in kept["overall"]
     assert kept["scenarios"] == {"error": "ValueError: no samples for this model"}

@@ -7,10 +7,10 @@ import stat
 
 import pytest
 
+from output_paths import write_atomically
 from policy.risk import RiskState
 from strategies.state_file import RiskStateFile
 from strategies.state_file import StateFileError
-from strategies.state_file import write_atomically
 
 
 def test_missing_file_loads_as_none(tmp_path):

@@ -74,7 +74,7 @@ TimeLike = str | pd.Timestamp | datetime | int
 ConflictPolicy = Literal["error", "warn"]
 
 _SHOW: Final[int] = 5
-_DECIMAL_TOLERANCE: Final[float] = 1e-6  # in units of the last stored decimal
+_DECIMAL_TOLERANCE: Final[float] = 1e-6  # in units of the tick or lot step
 
 
 @dataclass(frozen=True)
@@ -116,9 +116,7 @@ class WriteResult:
                 f"gap to stored data: {gap.start} .. {gap.end} ({gap.missing_bars:,} bars)"
             )
         if self.rounded_prices:
-            lines.append(
-                f"rounded {self.rounded_prices:,} bars' prices to the instrument's price precision"
-            )
+            lines.append(f"rounded {self.rounded_prices:,} bars' prices to the instrument's tick")
         if self.rounded_volumes:
             lines.append(
                 f"rounded {self.rounded_volumes:,} volumes to the instrument's size precision"
@@ -417,19 +415,24 @@ def write_bars_detailed(
 def _round_to_instrument(
     frame: pd.DataFrame, instrument: Instrument, round_prices: bool
 ) -> tuple[pd.DataFrame, int, int]:
-    """Round prices/volumes to the instrument's precisions (what the catalog will store).
+    """Prices onto the instrument's tick grid and volumes onto its lot step (what the catalog
+    will store): a price off the tick (0.07 where the tick is 0.05, or more decimals than the
+    tick has) is refused unless ``round_prices``, a volume is rounded to the lot step.
 
     Rounding here, with numpy, rather than leaving it to Nautilus's ``Price``/``Quantity``
     keeps the values compared against stored bars identical to the values written.
     """
+    tick = float(instrument.price_increment)
+    step = float(instrument.size_increment)
     prices = frame[PRICE_COLUMNS].to_numpy()
-    bad_rows = _off_precision(prices, instrument.price_precision).any(axis=1)
+    bad_rows = _off_grid(prices, tick).any(axis=1)
     if bad_rows.any() and not round_prices:
         _raise_precision_error(frame, bad_rows, instrument)
-    rounded_volumes = _off_precision(frame["volume"].to_numpy(), instrument.size_precision)
+    volumes = frame["volume"].to_numpy()
+    rounded_volumes = _off_grid(volumes, step)
     stored = frame.copy()
-    stored[PRICE_COLUMNS] = stored[PRICE_COLUMNS].round(instrument.price_precision)
-    stored["volume"] = stored["volume"].round(instrument.size_precision)
+    stored[PRICE_COLUMNS] = _to_grid(prices, tick, instrument.price_precision)
+    stored["volume"] = _to_grid(volumes, step, instrument.size_precision)
     return stored, int(bad_rows.sum()), int(rounded_volumes.sum())
 
 
@@ -440,16 +443,21 @@ def _raise_precision_error(
         f"{ts} {frame.loc[ts, PRICE_COLUMNS].tolist()}" for ts in frame.index[bad_rows][:_SHOW]
     )
     raise PrecisionError(
-        f"{int(bad_rows.sum()):,} bar(s) have prices with more than {instrument.price_precision} "
-        f"decimals, the price precision of {instrument.id} (tick {instrument.price_increment}): "
-        f"{shown}. Pass round_prices=True (CLI: --round-prices) to round them, or use an "
-        "instrument whose tick matches the data"
+        f"{int(bad_rows.sum()):,} bar(s) have prices off the tick of {instrument.id} "
+        f"({instrument.price_increment}): {shown}. Pass --round-prices to round them to the "
+        "tick, or use an instrument whose tick matches the data"
     )
 
 
-def _off_precision(values: np.ndarray, precision: int) -> np.ndarray:
-    scaled = values * 10.0**precision
+def _off_grid(values: np.ndarray, step: float) -> np.ndarray:
+    """Values that are not whole multiples of ``step`` (within float noise)."""
+    scaled = values / step
     return np.abs(scaled - np.round(scaled)) > _DECIMAL_TOLERANCE + 1e-12 * np.abs(scaled)
+
+
+def _to_grid(values: np.ndarray, step: float, precision: int) -> np.ndarray:
+    """The nearest multiples of ``step``, written with ``precision`` decimals."""
+    return np.round(np.round(values / step) * step, precision)
 
 
 def _ensure_instrument(catalog: ParquetDataCatalog, instrument: Instrument) -> None:

@@ -1,4 +1,6 @@
-"""Command line interface: ``python -m catalogs synth|import-csv|fetch|fetch-funding|info``.
+"""Command line interface: ``python -m catalogs COMMAND``.
+
+Commands: ``synth``, ``import-csv``, ``import-funding``, ``fetch``, ``fetch-funding``, ``info``.
 
 User errors (bad data, missing files, unknown bar types, damaged catalog files) print one
 ``error:`` line and exit with status 2 (``--debug`` shows the traceback); argparse usage errors
@@ -30,6 +32,8 @@ from catalogs.errors import IntervalError
 from catalogs.funding import BYBIT_MAX_FUNDING_ROWS
 from catalogs.funding import DEFAULT_FUNDING_INTERVAL
 from catalogs.funding import download_bybit_funding
+from catalogs.funding import import_funding_csv
+from catalogs.funding import parse_funding_interval
 from catalogs.funding import read_funding
 from catalogs.funding import synthetic_funding
 from catalogs.funding import write_funding
@@ -78,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_synth(commands)
     _add_import_csv(commands)
+    _add_import_funding(commands)
     _add_fetch(commands)
     _add_fetch_funding(commands)
     _add_info(commands)
@@ -183,6 +188,32 @@ def _run_import_csv(args: argparse.Namespace) -> None:
     )
     print(f"read {len(bars):,} rows from {args.path}", file=sys.stderr)
     _write_and_print(args, bars, gap_policy=args.gap_policy, duplicate_policy=args.duplicate_policy)
+
+
+def _add_import_funding(commands: argparse._SubParsersAction) -> None:
+    parser = _subparser(
+        commands, "import-funding", "import funding rates from a timestamp,rate CSV file"
+    )
+    parser.add_argument(
+        "path",
+        type=Path,
+        help="CSV file: timestamp (settlement time, ISO 8601 or epoch), rate (paid by longs to "
+        "shorts when positive, per interval)",
+    )
+    _add_symbol(parser)
+    parser.add_argument(
+        "--interval",
+        type=_funding_interval,
+        default=None,
+        help="funding interval, e.g. 8h (default: the median spacing of the file's times)",
+    )
+    parser.set_defaults(handler=_run_import_funding)
+
+
+def _run_import_funding(args: argparse.Namespace) -> None:
+    report = import_funding_csv(args.catalog, args.path, args.symbol, args.interval)
+    print(f"catalog: {Path(args.catalog).resolve()}")
+    print(report.summary())
 
 
 def _add_fetch(commands: argparse._SubParsersAction) -> None:
@@ -359,6 +390,7 @@ def _parse_interval(text: str) -> str:
 
 
 _interval = _argument_type(_parse_interval, "interval")
+_funding_interval = _argument_type(parse_funding_interval, "funding interval")
 _timestamp = _argument_type(_parse_timestamp, "timestamp")
 
 

@@ -8,6 +8,10 @@ open time (most exchange exports) are re-stamped at their close time. The median
 the timestamps must equal the interval the bars are read as, so hourly bars cannot be imported as
 1-minute bars by mistake.
 
+Funding-rate CSVs (``timestamp,rate``: the settlement time and the rate a long pays per funding
+interval) are read by :func:`read_funding_csv`, with the same file checks and the same
+timestamp parsing.
+
 Error messages quote *file line numbers* (the header is line 1).
 """
 
@@ -46,6 +50,7 @@ _AUTO_NAMES: Final[dict[str, tuple[str, ...]]] = {
     "close": ("close", "c", "close_price"),
     "volume": ("volume", "vol", "v", "base_volume"),
 }
+_FUNDING_RATE_NAMES: Final[tuple[str, ...]] = ("rate", "funding_rate", "fundingrate")
 # Largest magnitude of an epoch timestamp for each unit (seconds up to year ~5138).
 _EPOCH_UNIT_LIMITS: Final[tuple[tuple[float, str], ...]] = (
     (1e11, "s"),
@@ -89,7 +94,7 @@ def read_ohlcv_csv(
             f"timestamp_unit must be auto, s, ms, us, ns or iso, got {timestamp_unit!r}"
         )
     delta = parse_interval(interval)
-    raw = _read_table(Path(path))
+    raw = _read_table(Path(path), "OHLCV rows")
     selected = resolve_columns(list(raw.columns), columns)
     index = parse_timestamps(raw[selected[TIMESTAMP]], timestamp_unit, tz)
     check_spacing(index, delta, source=str(path))
@@ -99,7 +104,7 @@ def read_ohlcv_csv(
     return bar_frame(index, *values)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, rows: str) -> pd.DataFrame:
     if not path.exists():
         raise CsvFileNotFoundError(f"CSV file not found: {path}; check the path")
     if not path.is_file():
@@ -110,7 +115,7 @@ def _read_table(path: Path) -> pd.DataFrame:
             path, skip_blank_lines=False, low_memory=False, keep_default_na=False, na_values=[""]
         )
     except pd.errors.EmptyDataError as exc:
-        raise CsvFormatError(f"{path} is empty; expected a header line and OHLCV rows") from exc
+        raise CsvFormatError(f"{path} is empty; expected a header line and {rows}") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise CsvFormatError(f"{path} is not a readable CSV file: {exc}") from exc
     except OSError as exc:
@@ -155,6 +160,69 @@ def _spacing_advice(spacing: pd.Timedelta) -> str:
         return f"re-run with --interval {format_interval(spacing)}"
     except CatalogsError:
         return "that is not a bar interval Nautilus supports; check the file's timestamps"
+
+
+def read_funding_csv(
+    path: str | Path, *, timestamp_unit: TimestampUnit = "auto", tz: str = "UTC"
+) -> pd.Series:
+    """Read a funding-rate CSV into a float Series named ``rate`` indexed by UTC funding time.
+
+    The columns are found by name (``timestamp``/``time``/``date``/...; ``rate``/
+    ``funding_rate``/``fundingRate``), timestamps parsed as in :func:`read_ohlcv_csv`. Refused,
+    naming the file lines: rates that are empty, not numbers or not finite, rows not sorted by
+    time, and one time given twice with different rates. Rows keep file order (equal duplicates
+    stay; :func:`catalogs.funding.validate_funding` drops them), so position ``i`` is file line
+    ``i + 2``.
+    """
+    raw = _read_table(Path(path), "funding rows (timestamp,rate)")
+    columns = list(raw.columns)
+    time_column = _detect_funding_column(columns, TIMESTAMP, _AUTO_NAMES[TIMESTAMP])
+    rate_column = _detect_funding_column(columns, "rate", _FUNDING_RATE_NAMES)
+    index = parse_timestamps(raw[time_column], timestamp_unit, tz)
+    rates = _numeric_column(raw[rate_column], "rate")
+    infinite = ~np.isfinite(rates)
+    if infinite.any():
+        raise CsvFormatError(
+            f"column {rate_column!r} (rate): {int(infinite.sum()):,} rate(s) are not finite: "
+            f"{_lines(raw[rate_column], infinite)}. Fix or remove those rows"
+        )
+    stamps = index.asi8
+    earlier = np.zeros(len(stamps), dtype=bool)
+    earlier[1:] = stamps[1:] < np.maximum.accumulate(stamps)[:-1]
+    if earlier.any():
+        raise CsvFormatError(
+            f"{int(earlier.sum()):,} funding time(s) come before a time above them; the rows must "
+            f"be sorted by time: {_lines(raw[time_column], earlier)}. Sort the file"
+        )
+    series = pd.Series(rates, index=index, name="rate")
+    repeated = index.duplicated(keep=False)
+    clashing = repeated & (series.groupby(level=0).transform("nunique") > 1).to_numpy()
+    if clashing.any():
+        raise CsvFormatError(
+            f"{int(index[clashing].nunique()):,} funding time(s) are given twice with different "
+            f"rates: {_lines(_rows_text(raw, [time_column, rate_column]), clashing)}. Keep one "
+            "row per time (one source per symbol)"
+        )
+    return series
+
+
+def _rows_text(raw: pd.DataFrame, columns: list[str]) -> pd.Series:
+    return raw[columns].astype(str).agg(",".join, axis=1)
+
+
+def _detect_funding_column(available: list[str], name: str, names: tuple[str, ...]) -> str:
+    matches = [column for column in available if str(column).strip().lower() in names]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise CsvFormatError(
+            f"no {name!r} column found; columns in the file: {_quoted(available)}. A funding "
+            f"CSV has a header line naming a time column ({', '.join(_AUTO_NAMES[TIMESTAMP])}) "
+            f"and a rate column ({', '.join(_FUNDING_RATE_NAMES)}); rename the column"
+        )
+    raise CsvFormatError(
+        f"several columns could be {name!r}: {_quoted(matches)}; keep one of them in the file"
+    )
 
 
 def resolve_columns(

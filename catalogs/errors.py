@@ -52,7 +52,7 @@ class OverlapConflictError(CatalogsError, ValueError):
 
 
 class PrecisionError(CatalogsError, ValueError):
-    """Prices carry more decimals than the instrument's price precision."""
+    """Prices off the instrument's tick grid (more decimals, or not a multiple of the tick)."""
 
 
 class DownloadError(CatalogsError, RuntimeError):

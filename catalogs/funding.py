@@ -10,9 +10,12 @@ receives it). Writes are append-only, crash-safe and take the catalog's writer l
 Sources: :func:`download_bybit_funding` (ccxt ``fetchFundingRateHistory``, Bybit
 ``/v5/market/funding/history``: at most 200 rows a request, so the range is requested in
 explicit ``[startTime, endTime]`` windows of at most 200 funding times, resumable after the
-last stored time) and :func:`synthetic_funding` (a persistent series leaning with the trend,
-within Bybit's caps) for synthetic catalogs. Readers: :func:`read_funding` (a rate series for
-a window) and :func:`funding_updates` (the Nautilus objects).
+last stored time), :func:`import_funding_csv` (a ``timestamp,rate`` CSV file, e.g. another
+venue's history; the interval is the median spacing of its times unless given; rows that
+overlap stored ones must agree with them) and :func:`synthetic_funding` (a persistent series
+leaning with the trend, within Bybit's caps) for synthetic catalogs. Readers:
+:func:`read_funding` (a rate series for a window) and :func:`funding_updates` (the Nautilus
+objects).
 """
 
 from __future__ import annotations
@@ -32,12 +35,18 @@ from nautilus_trader.model.identifiers import InstrumentId
 from catalogs.bars import to_utc_timestamp
 from catalogs.catalog import CatalogLike
 from catalogs.catalog import TimeLike
+from catalogs.catalog import list_instrument_ids
 from catalogs.catalog import open_catalog
+from catalogs.csv_import import TimestampUnit
+from catalogs.csv_import import read_funding_csv
 from catalogs.errors import CatalogNotFoundError
 from catalogs.errors import CatalogsError
 from catalogs.errors import DownloadError
 from catalogs.errors import EmptyRangeError
+from catalogs.errors import IntervalError
+from catalogs.errors import OverlapConflictError
 from catalogs.instruments import bybit_linear_instrument_id
+from catalogs.instruments import make_perpetual
 from catalogs.storage import catalog_root
 from catalogs.storage import naming_damaged_files
 from catalogs.storage import write_data_atomically
@@ -121,6 +130,20 @@ def funding_directory(catalog_path: CatalogLike, instrument_id: str) -> Path:
     return root / "data" / FUNDING_DIRECTORY / instrument_id
 
 
+@dataclass
+class FundingWrite:
+    """What :func:`write_funding_detailed` wrote: the new rows' count and range, the rows
+    skipped because a stored funding time at or after them exists, and whether the instrument
+    definition was stored too."""
+
+    written: int = 0
+    skipped: int = 0
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+    last_stored: pd.Timestamp | None = None  # the last funding time stored before this write
+    instrument_stored: bool = False
+
+
 def write_funding(
     catalog_path: CatalogLike, rates: pd.Series, instrument_id: str, interval: pd.Timedelta
 ) -> int:
@@ -129,16 +152,78 @@ def write_funding(
     Rows at or before the last stored funding time are skipped (append-only, idempotent), so
     a re-run writes nothing twice. Holds the catalog's writer lock; each file appears whole.
     """
+    return write_funding_detailed(catalog_path, rates, instrument_id, interval).written
+
+
+def write_funding_detailed(
+    catalog_path: CatalogLike,
+    rates: pd.Series,
+    instrument_id: str,
+    interval: pd.Timedelta,
+    *,
+    refuse_conflicts: bool = False,
+    instrument: object | None = None,
+) -> FundingWrite:
+    """:func:`write_funding` with the details of what was written.
+
+    With ``refuse_conflicts``, rows at or before the last stored funding time must equal the
+    stored rates (to 8 decimals) and the stored interval must be ``interval``, else
+    :class:`~catalogs.errors.OverlapConflictError` and nothing is written. ``instrument`` (a
+    Nautilus instrument of ``instrument_id``) is stored too when the catalog has none of that
+    id, so the catalog names the instrument its funding belongs to.
+    """
     checked = validate_funding(rates, interval).rates
     catalog = open_catalog(catalog_path, create=True)
+    result = FundingWrite()
     with write_lock(catalog_root(catalog)):
-        last = last_funding_time(catalog, instrument_id)
+        result.last_stored = last = last_funding_time(catalog, instrument_id)
         if last is not None:
+            overlap = checked[checked.index <= last]
+            if refuse_conflicts:
+                _check_overlap(catalog, instrument_id, overlap, interval)
             checked = checked[checked.index > last]
+            result.skipped = len(overlap)
         if checked.empty:
-            return 0
+            return result
+        if instrument is not None and instrument_id not in list_instrument_ids(catalog):
+            write_data_atomically(catalog, [instrument])
+            result.instrument_stored = True
         write_data_atomically(catalog, _updates(checked, instrument_id, interval))
-    return len(checked)
+    result.written, result.first, result.last = len(checked), checked.index[0], checked.index[-1]
+    return result
+
+
+def _check_overlap(
+    catalog: CatalogLike, instrument_id: str, overlap: pd.Series, interval: pd.Timedelta
+) -> None:
+    """Refuse rows at or before the last stored funding time unless the catalog holds them."""
+    stored = read_funding(catalog, instrument_id)
+    stored_interval = stored.attrs.get("interval")
+    if stored_interval is not None and stored_interval != interval:
+        raise OverlapConflictError(
+            f"the catalog stores {instrument_id} funding every {_hours(stored_interval)}, not "
+            f"every {_hours(interval)}; keep one source per symbol, or write to a new catalog"
+        )
+    if overlap.empty:
+        return
+    common = overlap.index.intersection(stored.index)
+    new, old = overlap.loc[common], stored.loc[common]
+    differs = np.abs(new.round(8).to_numpy() - old.to_numpy()) > RATE_STEP / 2
+    if differs.any():
+        shown = "; ".join(
+            f"{_stamp(t)}: stored {old[t]:.8g} vs new {new[t]:.8g}" for t in common[differs][:5]
+        )
+        raise OverlapConflictError(
+            f"{int(differs.sum()):,} funding rate(s) differ from the ones stored for "
+            f"{instrument_id} ({shown}); keep one source per symbol, or write to a new catalog"
+        )
+    absent = overlap.index.difference(stored.index)
+    if len(absent):
+        raise OverlapConflictError(
+            f"{len(absent):,} funding time(s) lie at or before the last stored one of "
+            f"{instrument_id} ({_stamp(stored.index[-1])}) where nothing is stored (first: "
+            f"{_stamp(absent[0])}); the catalog is append-only: write them to a new catalog"
+        )
 
 
 def _updates(rates: pd.Series, instrument_id: str, interval: pd.Timedelta) -> list:
@@ -204,6 +289,185 @@ def last_funding_time(catalog_path: CatalogLike, instrument_id: str) -> pd.Times
     except CatalogNotFoundError:
         return None
     return pd.Timestamp(stored[-1].ts_event, tz="UTC") if stored else None
+
+
+# -- CSV import ----------------------------------------------------------------------------------
+
+
+@dataclass
+class FundingImportReport:
+    """Outcome of :func:`import_funding_csv`."""
+
+    path: str
+    instrument_id: str
+    interval: pd.Timedelta
+    interval_given: bool
+    rows: int
+    first: pd.Timestamp
+    last: pd.Timestamp
+    write: FundingWrite
+    duplicates_dropped: int = 0
+    rounded: int = 0
+    gaps: list[tuple[pd.Timestamp, pd.Timestamp, int]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """A short human-readable multi-line summary."""
+        source = "--interval" if self.interval_given else "the median spacing of the file's times"
+        lines = [
+            f"{self.instrument_id} funding every {_hours(self.interval)} ({source}): read "
+            f"{self.rows:,} row(s) from {self.path}, {_stamp(self.first)} .. {_stamp(self.last)}"
+        ]
+        write = self.write
+        if write.written:
+            lines.append(
+                f"wrote {write.written:,} funding rate(s), {_stamp(write.first)} .. "
+                f"{_stamp(write.last)}"
+            )
+        else:
+            last = _stamp(write.last_stored)
+            lines.append(f"wrote 0 funding rate(s): up to date (last stored {last})")
+        if write.skipped:
+            lines.append(f"skipped {write.skipped:,} already stored (identical)")
+        if write.instrument_stored:
+            lines.append(f"stored the instrument definition {self.instrument_id}")
+        if self.duplicates_dropped:
+            dropped = self.duplicates_dropped
+            lines.append(f"dropped {dropped:,} duplicate row(s) (same time and rate)")
+        if self.rounded:
+            lines.append(f"rounded {self.rounded:,} rate(s) to 8 decimals (Bybit's precision)")
+        if self.gaps:
+            missing = sum(gap[2] for gap in self.gaps)
+            lines.append(
+                f"gaps: {len(self.gaps):,} ({missing:,} missing funding times), first "
+                f"{_stamp(self.gaps[0][0])} .. {_stamp(self.gaps[0][1])}"
+            )
+        else:
+            lines.append("no gaps")
+        return "\n".join(lines)
+
+
+def import_funding_csv(
+    catalog_path: CatalogLike,
+    path: str | Path,
+    symbol: str = "BTCUSDT",
+    interval: str | pd.Timedelta | None = None,
+    *,
+    timestamp_unit: TimestampUnit = "auto",
+    tz: str = "UTC",
+) -> FundingImportReport:
+    """Append the funding rates of a ``timestamp,rate`` CSV file to the catalog.
+
+    ``timestamp`` is the settlement time, ``rate`` what a long pays per interval (a short
+    receives it). The funding interval is the (lower) median spacing of the file's times unless
+    ``interval`` is given; every time must lie on its grid. Everything is checked before
+    anything is written (one :class:`~catalogs.errors.CatalogsError` naming file lines):
+    unreadable files, missing columns, non-numeric or non-finite rates, unsorted rows, one time
+    with two rates, off-grid times, and rows overlapping stored funding with other rates.
+    Rows already stored are skipped (a re-run writes nothing); the instrument definition is
+    stored with the first rates.
+    """
+    instrument = make_perpetual(symbol)
+    instrument_id = instrument.id.value
+    rates = read_funding_csv(path, timestamp_unit=timestamp_unit, tz=tz)
+    given = interval is not None
+    delta = _given_interval(rates.index, interval) if given else infer_funding_interval(rates)
+    _check_grid(rates.index, delta, given)
+    checked = validate_funding(rates, delta)
+    scaled = checked.rates.to_numpy() / RATE_STEP
+    rounded = int((np.abs(scaled - np.round(scaled)) > 1e-6).sum())
+    write = write_funding_detailed(
+        catalog_path,
+        checked.rates,
+        instrument_id,
+        delta,
+        refuse_conflicts=True,
+        instrument=instrument,
+    )
+    return FundingImportReport(
+        path=str(path),
+        instrument_id=instrument_id,
+        interval=delta,
+        interval_given=given,
+        rows=len(rates),
+        first=checked.rates.index[0],
+        last=checked.rates.index[-1],
+        write=write,
+        duplicates_dropped=checked.duplicates_dropped,
+        rounded=rounded,
+        gaps=checked.gaps,
+    )
+
+
+def infer_funding_interval(rates: pd.Series) -> pd.Timedelta:
+    """The (lower) median spacing of the distinct funding times of ``rates``: always a spacing
+    that occurs. Raises when there are fewer than two times or it is not whole minutes."""
+    stamps = np.unique(pd.DatetimeIndex(rates.index).asi8)
+    if len(stamps) < 2:
+        raise IntervalError(
+            "cannot infer the funding interval from a single funding time; give it with "
+            "interval=... (CLI: --interval 8h)"
+        )
+    spacings = np.sort(np.diff(stamps))
+    spacing = pd.Timedelta(int(spacings[(len(spacings) - 1) // 2]), unit="ns")
+    return _whole_minutes(
+        spacing,
+        "the median spacing of the file's funding times",
+        "check the file's timestamps or give the interval (CLI: --interval 8h)",
+    )
+
+
+def parse_funding_interval(interval: str | pd.Timedelta) -> pd.Timedelta:
+    """A funding interval such as ``"8h"``, ``"480min"`` or ``"1d"``: whole minutes, > 0."""
+    if isinstance(interval, str):
+        text = interval.strip().lower()
+        try:
+            delta = pd.Timedelta(text) if text[-1:].isalpha() else None
+        except ValueError:
+            delta = None
+        if delta is None:
+            raise IntervalError(
+                f"cannot read the funding interval {interval!r}; write it with a unit, e.g. 8h, "
+                "480min or 1d"
+            )
+    else:
+        delta = pd.Timedelta(interval)
+    return _whole_minutes(delta, f"the funding interval {interval!r}", "e.g. 8h")
+
+
+def _given_interval(index: pd.DatetimeIndex, interval: str | pd.Timedelta) -> pd.Timedelta:
+    delta = parse_funding_interval(interval)
+    spacings = np.diff(np.unique(index.asi8))
+    if len(spacings) and not (spacings == delta.value).any():
+        closest = pd.Timedelta(int(spacings.min()), unit="ns")
+        raise IntervalError(
+            f"no two funding times in the file are {_hours(delta)} apart (the closest are "
+            f"{_hours(closest)} apart), so {_hours(delta)} is not its funding interval; give "
+            "the right one (CLI: --interval), or leave it out to use the file's median spacing"
+        )
+    return delta
+
+
+def _whole_minutes(delta: pd.Timedelta, what: str, hint: str) -> pd.Timedelta:
+    if delta <= pd.Timedelta(0) or delta % pd.Timedelta(minutes=1):
+        raise IntervalError(
+            f"{what} is {delta}, not a positive whole number of minutes as funding intervals "
+            f"are; {hint}"
+        )
+    return delta
+
+
+def _check_grid(index: pd.DatetimeIndex, interval: pd.Timedelta, given: bool) -> None:
+    off = (index.asi8 % interval.value) != 0
+    if not off.any():
+        return
+    shown = ", ".join(f"line {pos + 2}: {index[pos]}" for pos in np.flatnonzero(off)[:5])
+    source = "given" if given else "inferred from the file's median spacing"
+    hint = "give the right interval" if given else "give the interval"
+    raise FundingValidationError(
+        f"{int(off.sum()):,} funding time(s) are not on the {_hours(interval)} grid (the "
+        f"interval {source}): {shown}{', ...' if off.sum() > 5 else ''}. Fix those rows, or "
+        f"{hint} (CLI: --interval)"
+    )
 
 
 # -- synthetic -----------------------------------------------------------------------------------
@@ -376,3 +640,7 @@ def _market_funding_interval(exchange: object, market: str) -> pd.Timedelta:
 def _hours(interval: pd.Timedelta) -> str:
     hours = interval / pd.Timedelta(hours=1)
     return f"{hours:g} h" if math.isfinite(hours) else str(interval)
+
+
+def _stamp(stamp: pd.Timestamp | None) -> str:
+    return "none" if stamp is None else pd.Timestamp(stamp).strftime("%Y-%m-%d %H:%M UTC")

@@ -11,6 +11,26 @@ and the default non-VIP derivatives fee schedule (maker 0.02 %, taker 0.055 %), 
 2025. They were not re-fetched when this module was written. Exchanges change limits and fees:
 before live trading, refresh them from ``/v5/market/instruments-info`` and your account's
 ``/v5/account/fee-rate`` and pass your own :class:`InstrumentSpec` to :func:`make_perpetual`.
+
+Where each value came from (no network here; stored public copies, cited at each spec):
+
+- BTCUSDT, ETHUSDT, LTCUSDT, XRPUSDT, ADAUSDT, DOGEUSDT: the ``info`` of each linear market in
+  ccxt's Bybit market fixture (``ccxt/ccxt`` ``ts/src/test/static/markets/bybit.json``, commit
+  1f8d53ec6ee5), a captured ``/v5/market/instruments-info`` answer: every instrument field
+  (tickSize, qtyStep, minOrderQty, maxOrderQty, maxMktOrderQty, minNotionalValue,
+  maxLeverage). Its BTCUSDT and ETHUSDT rows equal the values below. SOLUSDT is not in it (kept
+  as compiled before).
+- BCHUSDT is in no stored v5 snapshot. Its tick (0.05), qty step and minimum (0.01), maximum
+  order (600) and max leverage (50) are from Bybit's older ``/v2/public/symbols`` answer quoted
+  in ccxt issue #11186 (2022); v2 had one maximum for every order type, so it is also the market
+  order maximum here, and the minimum notional is the 5 USDT every v5 linear row carries. Best
+  documented values, not a current snapshot: refresh before live trading.
+- First-tier maintenance margin (``/v5/market/risk-limit``): not stored for these symbols.
+  Bybit's tiers use maintenance = initial / 2, and the rates its published tiers carry at a
+  given leverage are used: 0.5 % at 100x (BTCUSDT tier 1), 1 % at 50x (BTCUSDT tier 8 on Bybit's
+  margin-parameters page, HYPEUSDT tier 2 in a stored risk-limit answer, and XRPUSDT's 2022
+  position's ``positionMM`` / ``positionValue`` in a stored websocket sample), 0.67 % at 75x
+  (BTCUSDT tier 4, HYPEUSDT tier 1). The initial margin is ``1 / maxLeverage``.
 """
 
 from __future__ import annotations
@@ -105,10 +125,16 @@ def _to_decimal(name: str, value: Decimal | str | float) -> Decimal:
 
 def _bybit_linear_spec(symbol: str, base: str, **values: str) -> InstrumentSpec:
     defaults = {"quote": "USDT", "min_notional": "5", "maker_fee": "0.0002", "taker_fee": "0.00055"}
+    if "margin_init" not in values:  # the initial margin rate at the maximum leverage
+        values["margin_init"] = str(Decimal(1) / Decimal(values["max_leverage"]))
     return InstrumentSpec(symbol=symbol, base=base, **{**defaults, **values})
 
 
+# "The ccxt fixture" below: ccxt/ccxt ts/src/test/static/markets/bybit.json @ 1f8d53ec6ee5, the
+# "info" (a /v5/market/instruments-info row) of the linear market "<BASE>/USDT:USDT".
 BYBIT_LINEAR_SPECS: Final[dict[str, InstrumentSpec]] = {
+    # BTC/USDT:USDT in the ccxt fixture: tickSize 0.10, qtyStep 0.001, minOrderQty 0.001,
+    # maxOrderQty 1190.000, maxMktOrderQty 119.000, minNotionalValue 5, maxLeverage 100.00.
     "BTCUSDT": _bybit_linear_spec(
         "BTCUSDT",
         "BTC",
@@ -121,6 +147,8 @@ BYBIT_LINEAR_SPECS: Final[dict[str, InstrumentSpec]] = {
         margin_init="0.01",
         margin_maint="0.005",
     ),
+    # ETH/USDT:USDT in the ccxt fixture: tickSize 0.01, qtyStep 0.01, minOrderQty 0.01,
+    # maxOrderQty 7240.00, maxMktOrderQty 724.00, minNotionalValue 5, maxLeverage 100.00.
     "ETHUSDT": _bybit_linear_spec(
         "ETHUSDT",
         "ETH",
@@ -133,6 +161,7 @@ BYBIT_LINEAR_SPECS: Final[dict[str, InstrumentSpec]] = {
         margin_init="0.01",
         margin_maint="0.005",
     ),
+    # not in the ccxt fixture: the values compiled in 2025 (module docstring).
     "SOLUSDT": _bybit_linear_spec(
         "SOLUSDT",
         "SOL",
@@ -144,6 +173,77 @@ BYBIT_LINEAR_SPECS: Final[dict[str, InstrumentSpec]] = {
         max_leverage="100",
         margin_init="0.01",
         margin_maint="0.005",
+    ),
+    # LTC/USDT:USDT in the ccxt fixture: tickSize 0.01, qtyStep 0.1, minOrderQty 0.1,
+    # maxOrderQty 28740.0, maxMktOrderQty 6160.0, minNotionalValue 5, maxLeverage 50.00;
+    # maintenance 1 % (Bybit's rate at 50x, module docstring).
+    "LTCUSDT": _bybit_linear_spec(
+        "LTCUSDT",
+        "LTC",
+        tick_size="0.01",
+        qty_step="0.1",
+        min_qty="0.1",
+        max_qty="28740",
+        max_market_qty="6160",
+        max_leverage="50",
+        margin_maint="0.01",
+    ),
+    # XRP/USDT:USDT in the ccxt fixture: tickSize 0.0001, qtyStep 1, minOrderQty 1,
+    # maxOrderQty 10965300, maxMktOrderQty 2467800, minNotionalValue 5, maxLeverage 75.00;
+    # maintenance 0.67 % (Bybit's rate at 75x, module docstring).
+    "XRPUSDT": _bybit_linear_spec(
+        "XRPUSDT",
+        "XRP",
+        tick_size="0.0001",
+        qty_step="1",
+        min_qty="1",
+        max_qty="10965300",
+        max_market_qty="2467800",
+        max_leverage="75",
+        margin_maint="0.0067",
+    ),
+    # ADA/USDT:USDT in the ccxt fixture: tickSize 0.0001, qtyStep 1, minOrderQty 1,
+    # maxOrderQty 6315500, maxMktOrderQty 1109600, minNotionalValue 5, maxLeverage 75.00;
+    # maintenance 0.67 % (Bybit's rate at 75x, module docstring).
+    "ADAUSDT": _bybit_linear_spec(
+        "ADAUSDT",
+        "ADA",
+        tick_size="0.0001",
+        qty_step="1",
+        min_qty="1",
+        max_qty="6315500",
+        max_market_qty="1109600",
+        max_leverage="75",
+        margin_maint="0.0067",
+    ),
+    # Bybit's /v2/public/symbols row quoted in ccxt issue #11186 (2022): tick_size 0.05,
+    # qty_step 0.01, min_trading_qty 0.01, max_trading_qty 600 (v2: every order type),
+    # max_leverage 50; minimum notional 5 as on every v5 linear row; maintenance 1 % (50x).
+    # Not a v5 snapshot (none is stored): the best documented values, see the module docstring.
+    "BCHUSDT": _bybit_linear_spec(
+        "BCHUSDT",
+        "BCH",
+        tick_size="0.05",
+        qty_step="0.01",
+        min_qty="0.01",
+        max_qty="600",
+        max_market_qty="600",
+        max_leverage="50",
+        margin_maint="0.01",
+    ),
+    # DOGE/USDT:USDT in the ccxt fixture: tickSize 0.00001, qtyStep 1, minOrderQty 1,
+    # maxOrderQty 43678900, maxMktOrderQty 5991100, minNotionalValue 5, maxLeverage 75.00;
+    # maintenance 0.67 % (Bybit's rate at 75x, module docstring).
+    "DOGEUSDT": _bybit_linear_spec(
+        "DOGEUSDT",
+        "DOGE",
+        tick_size="0.00001",
+        qty_step="1",
+        min_qty="1",
+        max_qty="43678900",
+        max_market_qty="5991100",
+        max_leverage="75",
+        margin_maint="0.0067",
     ),
 }
 

@@ -8,7 +8,10 @@ extrapolated with the outer slopes, which is exact for a Gaussian (Q(tau) = mu +
 
 (pinball-loss form of the CRPS, Gneiting & Raftery 2007), by the midpoint rule on M levels, and
 PIT u = F(y). The baseline is a Gaussian N(0, h s_t^2) with s_t the standard deviation of the
-last W one-bar log returns (a rolling volatility), scored by the same code.
+last W one-bar log returns (a rolling volatility), scored by the same code. Central-interval
+coverage at 50/80/90 % is read off the PIT (|u - 1/2| <= c/2), so levels between the knots use
+the same interpolated quantile function as the CRPS; where a forecaster has a varying mean, its
+Spearman and Pearson IC with the realised return are scored beside.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pandas as pd
 
 from evaluation.metrics import block_bootstrap_indices
 from evaluation.metrics import block_length
+from evaluation.metrics import information_coefficient
 from scoremodel.gaussian import crps_gaussian as crps_gaussian
 from scoremodel.gaussian import norm_cdf
 from scoremodel.gaussian import norm_ppf
@@ -92,6 +96,16 @@ def interval_coverage(levels: np.ndarray, quantiles: np.ndarray, y: np.ndarray) 
     return out
 
 
+CENTRAL_LEVELS = (0.5, 0.8, 0.9)
+
+
+def central_coverage(u: np.ndarray, levels: tuple[float, ...] = CENTRAL_LEVELS) -> dict:
+    """Share of outcomes inside each central c interval of their predictive: |F(y) - 1/2| <= c/2
+    (from the PIT u = F(y); at a knot pair the same as :func:`interval_coverage`)."""
+    distance = np.abs(np.asarray(u, dtype=np.float64) - 0.5)
+    return {f"{c:g}": float(np.mean(distance <= c / 2 + 1e-12)) for c in levels}
+
+
 def reliability(p_up: np.ndarray, y: np.ndarray, bins: int = 10) -> dict:
     """Binned P(up) against the observed frequency of y > 0 (a reliability diagram)."""
     edges = np.quantile(p_up, np.linspace(0, 1, bins + 1))
@@ -125,8 +139,11 @@ def forecast_scores(
     y: np.ndarray,
     horizon: int,
     n_boot: int = 500,
+    mean: np.ndarray | None = None,
+    seed: int = 0,
 ) -> dict:
-    """CRPS of the model and the baseline, skill with CI, PIT, coverage and reliability."""
+    """CRPS of the model and the baseline, skill with CI, PIT, coverage and reliability; with
+    ``mean`` (a forecaster's predictive mean), its Spearman and Pearson IC with y (else None)."""
     keep = np.isfinite(y) & np.isfinite(baseline_sigma) & np.isfinite(model_quantiles).all(1)
     y, q, p_up, s = y[keep], model_quantiles[keep], p_up[keep], baseline_sigma[keep]
     base_q = gaussian_quantiles(np.zeros(len(y)), s, levels)
@@ -134,6 +151,16 @@ def forecast_scores(
     crps_base = crps_from_quantiles(levels, base_q, y)
     diff, low, high = mean_difference_ci(crps_model, crps_base, horizon, n_boot)
     mean_base = float(crps_base.mean())
+    pit_model = pit_from_quantiles(levels, q, y)
+    pit_base = pit_from_quantiles(levels, base_q, y)
+    ic = {
+        name: None
+        if mean is None
+        else information_coefficient(
+            np.asarray(mean)[keep], y, horizon, n_boot, seed=seed, rank=rank
+        )
+        for name, rank in (("ic_spearman", True), ("ic_pearson", False))
+    }
     return {
         "n": len(y),
         "crps_model": float(crps_model.mean()),
@@ -141,9 +168,12 @@ def forecast_scores(
         "crps_skill": -diff / mean_base,  # 1 - CRPS_model / CRPS_baseline
         "crps_skill_low": -high / mean_base,
         "crps_skill_high": -low / mean_base,
-        "pit_model": pit_summary(pit_from_quantiles(levels, q, y)),
-        "pit_baseline": pit_summary(pit_from_quantiles(levels, base_q, y)),
+        "pit_model": pit_summary(pit_model),
+        "pit_baseline": pit_summary(pit_base),
         "coverage_model": interval_coverage(levels, q, y),
         "coverage_baseline": interval_coverage(levels, base_q, y),
+        "central_coverage_model": central_coverage(pit_model),
+        "central_coverage_baseline": central_coverage(pit_base),
         "reliability": reliability(p_up, y),
+        **ic,
     }

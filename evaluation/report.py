@@ -16,6 +16,7 @@ from evaluation.summary import BASELINES
 from evaluation.summary import FILTER_VARIANTS
 from evaluation.summary import MODEL
 from evaluation.summary import MODEL_VARIANTS
+from evaluation.summary import YARDSTICKS
 from evaluation.summary import FoldRun
 from output_paths import claim_output_dir
 from output_paths import write_atomically
@@ -78,7 +79,11 @@ def verdict(results: dict) -> list[str]:
     )
     lines.append(_ic_line(o))
     lines.append(_forecast_line(o))
+    if YARDSTICKS[0] in o.get("forecast_by_model", {}):
+        lines.append(_yardstick_line(o))
     lines.append(_filter_line(o))
+    if "filter_comparison" in o:
+        lines.append(_filters_verdict_line(o["filter_comparison"]))
     lines.append(_scenario_line(results["scenarios"]))
     lines.append(_claim_line(m))
     return lines
@@ -170,6 +175,23 @@ def _forecast_line(o: dict) -> str:
     )
 
 
+def _yardstick_line(o: dict) -> str:
+    """Every forecaster's pooled CRPS skill; the model's rank among them."""
+    by_model = o["forecast_by_model"]
+    skill = {name: f["crps_skill"] for name, f in by_model.items()}
+    ranked = sorted(skill, key=lambda name: -skill[name] if math.isfinite(skill[name]) else 1e9)
+    parts = [
+        f"{name} {_f(f['crps_skill'], '+.1%')} [{_f(f['crps_skill_low'], '+.1%')}, "
+        f"{_f(f['crps_skill_high'], '+.1%')}]"
+        for name, f in by_model.items()
+    ]
+    return (
+        "Forecasters against the Gaussian rolling volatility (CRPS skill, pooled, 95 % CI): "
+        + "; ".join(parts)
+        + f". Best: {ranked[0]}; the model ranks {ranked.index(MODEL) + 1} of {len(ranked)}."
+    )
+
+
 def _filter_line(o: dict) -> str:
     flt = o["filters"]["model"]
     parts = []
@@ -184,6 +206,70 @@ def _filter_line(o: dict) -> str:
         f"{flt['return_bp_flagged']:+.2f} bp/bar on flagged and {flt['return_bp_familiar']:+.2f} "
         f"bp/bar on familiar bars; |forward return| is {flt['forward_abs_ratio']:.2f}x larger on "
         "flagged bars. With the score filter the strategy " + "; ".join(parts) + "."
+    )
+
+
+def _filter_label(name: str, comparison: dict) -> str:
+    """A filter's name in words: ``density_percentile`` -> "density (percentile rule, p5)"."""
+    if name == "density_percentile":
+        return f"density (percentile rule, p{comparison['density_percentile']:g})"
+    if name == "density_reliability":
+        return "density (reliability rule)"
+    if name == "confidence":
+        return f"confidence (min_confidence {comparison['min_confidence']:g}; vs 0)"
+    return name
+
+
+MIN_FILTER_TRADES = 30  # fewer trades without the filter: its comparison says little
+
+
+def _filters_verdict_line(comparison: dict) -> str:
+    """The traded filter against none, held to the target, for the model strategy and as a
+    risk gate on buy-and-hold, in a few plain sentences."""
+    name = comparison["traded"]
+    f = comparison["filters"][name]
+    target, days = comparison["target"], comparison["worst_window_days"]
+    goal = (
+        f"a drawdown cut of at least {target['drawdown_cut']:.0%} at no more than "
+        f"{target['sharpe_cost']:.0%} of the Sharpe"
+    )
+    if f["flagged_bars"] == 0:
+        flags = "flags no test bar, so the strategy with it is the strategy without it"
+    else:
+        flags = (
+            f"flags {f['flagged_share']:.1%} of test bars, followed by a mean h-bar forward "
+            f"return of {_f(f['forward_return_bp_flagged'], '+.1f')} bp (familiar bars "
+            f"{_f(f['forward_return_bp_familiar'], '+.1f')} bp)"
+        )
+    line = (
+        f"Filters: the traded filter, {_filter_label(name, comparison)}, {flags}. The model "
+        f"strategy with it: {_against(f, goal, days)}"
+    )
+    if f["trades_without"] < MIN_FILTER_TRADES:
+        line += (
+            f" (the unfiltered strategy made {f['trades_without']} trades: too few for this "
+            "comparison to say much)"
+        )
+    gate = f["buy_and_hold_gated"]
+    return line + f". As a risk gate on buy-and-hold: {_against(gate, goal, days)}."
+
+
+def _against(f: dict, goal: str, days: int) -> str:
+    """With against without, and the target's verdict, in words."""
+    d = f["sharpe_difference"]
+    if f["meets_target"] is None:
+        held = f"{goal} cannot be judged: without the filter no drawdown or a Sharpe of 0"
+    else:
+        held = f"{'meets' if f['meets_target'] else 'does NOT meet'} the target ({goal})"
+    return (
+        f"max drawdown {f['max_drawdown']:.1%} with it, {f['max_drawdown_without']:.1%} without "
+        f"(cut {_f(f['drawdown_cut'], '+.0%')}); Sharpe {f['sharpe']:.2f} with, "
+        f"{f['sharpe_without']:.2f} without (cost {_f(f['sharpe_cost'], '+.0%')}; difference "
+        f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}], "
+        f"{'not worse' if f['not_worse'] else 'worse'}); worst {days} days "
+        f"{_f(f['worst_30d'], '+.1%')} with, {_f(f['worst_30d_without'], '+.1%')} without "
+        f"(ended {(f['worst_30d_end_without'] or 'n/a')[:10]}; "
+        f"{_f(f['during_worst_30d_without'], '+.1%')} with the filter over those days): {held}"
     )
 
 
@@ -243,6 +329,8 @@ def markdown(results: dict, figures: list[str]) -> str:
         *_comparison_table(results["overall"]),
         *_ic_table(results),
         *_forecast_table(results),
+        *_forecast_comparison(results),
+        *_filters_section(results),
         *_filter_table(results),
         *_scenario_tables(results["scenarios"]),
         "## Figures",
@@ -363,7 +451,7 @@ def _setup(results: dict) -> list[str]:
         "",
         *_folds_setup(cfg, train),
         f"- Trading rules: the strategy's policy ({results.get('policy_source', 'defaults')}): "
-        f"density filter at the {sim['density_percentile']:g}th training percentile, "
+        f"{_density_rule_words(sim)}, "
         "min confidence "
         f"{sim['min_confidence']}, {sim['consistency_bars']} consistent bars, target volatility "
         f"{sim['target_annual_vol']:.0%}, max leverage {sim['max_leverage']}, no-trade band "
@@ -393,6 +481,16 @@ def _setup(results: dict) -> list[str]:
         "",
         *_table(header, rows),
     ]
+
+
+def _density_rule_words(policy: dict) -> str:
+    """The run's density filter in words (its rule, :mod:`scoremodel.density_rule`)."""
+    if policy.get("density_rule", "percentile") == "reliability":
+        return (
+            "density filter by the reliability rule (the log-density below which each fold "
+            "model's forecaster lost skill on its validation block; none: it flags nothing)"
+        )
+    return f"density filter at the {policy['density_percentile']:g}th training percentile"
 
 
 def _execution_rule(execution: dict) -> str:
@@ -562,6 +660,200 @@ def _forecast_table(results: dict) -> list[str]:
     return ["## Forecast quality (h-bar forward log return)", "", *_table(header, rows)]
 
 
+def _forecast_comparison(results: dict) -> list[str]:
+    """Every forecaster of ``forecast_by_model`` pooled: CRPS, skill, IC, PIT, coverage; then
+    each one's skill per fold."""
+    by_model = results["overall"].get("forecast_by_model", {})
+    if not by_model:
+        return []
+    levels = ("0.5", "0.8", "0.9")
+
+    def row(name: str, f: dict, side: str = "model") -> list[str]:
+        cover = f.get(f"central_coverage_{side}") or {}
+        skill = (
+            f"{_f(f['crps_skill'], '+.1%')} [{_f(f['crps_skill_low'], '+.1%')}, "
+            f"{_f(f['crps_skill_high'], '+.1%')}]"
+            if side == "model"
+            else "0 (reference)"
+        )
+        ic = [
+            _ci(f[k]) if side == "model" and f.get(k) else "" for k in ("ic_spearman", "ic_pearson")
+        ]
+        return [
+            name,
+            _f(f[f"crps_{side}"], ".5f"),
+            skill,
+            *ic,
+            _f(f[f"pit_{side}"]["ks"], ".3f"),
+            " / ".join(_f(cover.get(k), ".1%") for k in levels),
+        ]
+
+    rows = [row(name, f) for name, f in by_model.items()]
+    rows.append(row("Gaussian rolling vol (baseline)", by_model[MODEL], "baseline"))
+    header = ["forecaster", "CRPS", "skill vs Gaussian vol [95 %]", "Spearman IC [95 %]"]
+    header += ["Pearson IC [95 %]", "PIT KS", "coverage 50 / 80 / 90 %"]
+    critical = by_model[MODEL]["pit_model"]["ks_critical_5pct"]
+    folds = results["folds"]
+    per_fold = [
+        [
+            name,
+            *(
+                _f(f.get("forecast_by_model", {}).get(name, {}).get("crps_skill"), "+.1%")
+                for f in folds
+            ),
+            _f(f_all["crps_skill"], "+.1%"),
+        ]
+        for name, f_all in by_model.items()
+    ]
+    return [
+        "## Forecasters compared (h-bar forward log return, pooled over the test windows)",
+        "",
+        *_table(header, rows),
+        f"n = {by_model[MODEL]['n']:,} bars; PIT KS 5 % critical value {critical:.3f}. garch: "
+        "GARCH(1, 1)-t refit per fold on its training bars, the h-bar variance summed from the "
+        "filtered one-bar forecasts, a Student-t with the fitted nu; har: HAR-RV in logs "
+        "(daily, weekly, monthly realised variance), Gaussian; ewma: RiskMetrics lambda 0.94, "
+        "Gaussian; point_gauss: ridge's mean with its training residual std, Gaussian. "
+        "Coverage: share of outcomes inside the central 50 / 80 / 90 % interval; IC only where "
+        "the mean varies.",
+        "",
+        *_fits_line(folds),
+        *_table(["CRPS skill", *(f"fold {f['fold']}" for f in folds), "pooled"], per_fold),
+    ]
+
+
+def _fits_line(folds: list[dict]) -> list[str]:
+    """The yardsticks' fits per fold: GARCH's nu and alpha + beta, HAR's day and slopes."""
+    fits = [f.get("yardstick_fits") for f in folds]
+    if not all(fits):
+        return []
+    garch = ", ".join(
+        f"{_f(x['garch']['nu'])} / {_f(x['garch']['persistence'], '.4f')}"
+        + ("" if x["garch"]["converged"] else " (not converged)")
+        for x in fits
+    )
+    har = ", ".join(
+        "/".join(_f(c) for c in x["har"]["coef"][1:]) + f" (smearing {_f(x['har']['smearing'])})"
+        for x in fits
+    )
+    return [
+        f"Fits per fold: GARCH nu / alpha + beta {garch}; HAR-RV day = "
+        f"{fits[0]['har']['day_bars']} bars, slopes on log daily/weekly/monthly RV {har}.",
+        "",
+    ]
+
+
+def _filters_section(results: dict) -> list[str]:
+    """## Filters: each filter (the model's density by each rule, Mahalanobis, GMM, none) with
+    the bars it flags, what followed them, and the strategy with it against none; then the
+    same filters as a risk gate on buy-and-hold."""
+    comparison = results["overall"].get("filter_comparison")
+    if comparison is None:
+        return []
+    target = comparison["target"]
+    days = comparison["worst_window_days"]
+    rows, gate_rows = [], []
+    for name, f in comparison["filters"].items():
+        traded = " (traded)" if name == comparison["traded"] else ""
+        label = _filter_label(name, comparison) + traded
+        flagged = f"{_f(f['flagged_share'], '.1%')} ({f['flagged_bars']:,})"
+        forward = (
+            f"{_f(f['forward_return_bp_flagged'], '+.1f')} / "
+            f"{_f(f['forward_return_bp_familiar'], '+.1f')}"
+        )
+        rows.append([label, flagged, forward, *_against_cells(f, name)])
+        if name != "confidence":  # not a state filter: it gates the model's trades only
+            gate_rows.append([label, flagged, *_against_cells(f["buy_and_hold_gated"], name)])
+    tail = ["Sharpe [95 % CI]", "vs none [95 % CI]", "max DD", "DD cut", "Sharpe cost"]
+    tail += [f"worst {days} days (ended)", f"over none's worst {days} days", "trades"]
+    tail += ["target met"]
+    header = ["filter", "flagged (bars)", "fwd return bp flagged / familiar", *tail]
+    return [
+        "## Filters",
+        "",
+        "The model strategy with each in-distribution filter and without one (none), all test "
+        "windows chained. Flagged: bars the filter calls unfamiliar (the strategy is flat "
+        "there). fwd return: mean h-bar forward log return of the market on flagged and on "
+        'familiar bars. "vs none": the paired Sharpe difference with the strategy without a '
+        "filter; DD cut = 1 - max DD / max DD without; Sharpe cost = (Sharpe without - Sharpe) "
+        f"/ |Sharpe without|. The confidence filter is compared with the same strategy at "
+        "min_confidence 0 (its density filter kept); its flagged bars are those it blocked. "
+        f"Target: a DD cut of at least {target['drawdown_cut']:.0%} at a "
+        f"Sharpe cost of at most {target['sharpe_cost']:.0%}.",
+        "",
+        *_table(header, rows),
+        "The same filters as a risk gate on buy-and-hold (long 1x, flat on the bars the filter "
+        "flags, fees paid on every switch), against buy-and-hold (none): does the filter keep "
+        "a position that is always in the market out of the crashes?",
+        "",
+        *_table(["filter", "flagged (bars)", *tail], gate_rows),
+        *_reliability_lines(results),
+    ]
+
+
+def _against_cells(f: dict, name: str) -> list[str]:
+    d = f["sharpe_difference"]
+    none = name == "none"
+    return [
+        f"{_f(f['sharpe'])} [{_f(f['sharpe_low'])}, {_f(f['sharpe_high'])}]",
+        ""
+        if none
+        else f"{_f(d['difference'], '+.2f')} [{_f(d['low'], '+.2f')}, {_f(d['high'], '+.2f')}]",
+        _f(f["max_drawdown"], ".1%"),
+        "" if none else _f(f["drawdown_cut"], "+.0%"),
+        "" if none else _f(f["sharpe_cost"], "+.0%"),
+        f"{_f(f['worst_30d'], '+.1%')} ({(f['worst_30d_end'] or 'n/a')[:10]})",
+        _f(f["during_worst_30d_without"], "+.1%"),
+        _f(f["trades"], ",.0f"),
+        "" if none else _target_word(f),
+    ]
+
+
+def _target_word(f: dict) -> str:
+    if f["meets_target"] is None:
+        return "n/a (no drawdown without)"
+    return "yes" if f["meets_target"] else "no"
+
+
+def _reliability_lines(results: dict) -> list[str]:
+    """Per fold: what the reliability rule found on the fold model's validation block."""
+    lines = []
+    for fold in results["folds"]:
+        found = fold.get("density_reliability")
+        label = f"fold {fold['fold']}"
+        if found is None:
+            lines.append(
+                f"- {label}: no reliability measurement (a model without a conditional "
+                "forecaster keeps the percentile rule)"
+            )
+            continue
+        if found["threshold"] is None:
+            what = f"no threshold, the reliability filter flags nothing ({found['reason']})"
+        else:
+            what = (
+                f"threshold {found['threshold']:.2f}, the {_f(found['training_percentile'], '.1f')}"
+                f"th training percentile ({found['unreliable_bins']} unreliable decile(s))"
+            )
+        skill = ", ".join(_f(x, "+.1%") for x in found["bin_skill"])
+        measured = (
+            f"; CRPS skill per decile of validation log-density (lowest first) {skill}, upper "
+            f"half {_f(found['reference_skill'], '+.1%')} ({found['rows']:,} validation rows)"
+            if skill
+            else ""
+        )
+        lines.append(f"- {label}: {what}{measured}")
+    if not lines:
+        return []
+    return [
+        "Reliability rule, per fold (each fold model's validation block; a decile is "
+        "unreliable when its skill minus the upper half's has a 95 % block-bootstrap interval "
+        "below 0, walking up from the lowest, at most 3):",
+        "",
+        *lines,
+        "",
+    ]
+
+
 def _filter_table(results: dict) -> list[str]:
     rows = []
     for f in [*results["folds"], results["overall"]]:
@@ -635,6 +927,13 @@ def _definitions() -> list[str]:
         "interval lies above 0 (blocks of max(h, n^(1/3)) bars). Filters are compared the same "
         "way (the model strategy with each filter); the filter diagnostics show the unfiltered "
         "strategy's next-bar return and |h-bar forward return| on flagged vs familiar bars.",
+        "- Density rules (scoremodel/density_rule.py): percentile = flag states below the "
+        "density_percentile of training log-densities; reliability = flag states below the "
+        "log-density where the forecaster's CRPS skill against the rolling-volatility Gaussian, "
+        "per decile of its validation block's log-density, falls significantly below its skill "
+        "in the upper half (none: flags nothing). model_other_rule trades the rule the run "
+        "does not. Worst 30 days = min over closes t of E_t / E_(t - 30 days) - 1 of the chained "
+        "equity.",
         "- IC = Spearman correlation of the signal at t with log(c_{t+h}/c_t); the interval is a "
         "moving-block bootstrap (labels overlap by h - 1 bars). Leakage guard: the same IC after "
         "shuffling the forward returns must lie within 3/sqrt(n - 1) of 0.",
@@ -643,7 +942,17 @@ def _definitions() -> list[str]:
         "equity.",
         "- CRPS = 2 int_0^1 pinball_tau(y - Q(tau)) dtau with Q interpolated through the model's "
         "quantiles in normal scores (exact for Gaussians); the baseline is N(0, h s^2), s the std "
-        "of the last W one-bar returns. Skill = 1 - CRPS_model / CRPS_baseline. PIT = F(y).",
+        "of the last W one-bar returns. Skill = 1 - CRPS_model / CRPS_baseline. PIT = F(y). "
+        "Every forecaster is scored through its quantiles at the model's levels (5, 25, 50, 75, "
+        "95 %), so the 80 % interval and the tails use the same interpolation for all.",
+        "- Yardsticks (evaluation/volatility.py), each fit on its fold's training bars only and "
+        "forecasting at t from bars up to t: garch = GARCH(1, 1) with Student-t innovations "
+        "(arch), variance filtered with the fitted parameters, h-bar variance = the sum of the h "
+        "one-bar forecasts, mean h mu; har = OLS of log next-h-bar realised variance on the logs "
+        "of the daily (D = one day of bars), weekly and monthly realised variance, smeared back "
+        "to E[RV], N(0, RV); ewma = N(0, h sigma^2), sigma^2 the RiskMetrics EWMA (lambda 0.94) "
+        "of squared one-bar returns; point_gauss = N(ridge mean, s^2), s the std of ridge's "
+        "training residuals of the raw h-bar return.",
         "- random = the model's own target path with the sign of each holding period flipped by a "
         "fair coin (same time in market, sizes and holding periods); its row is the mean over the "
         "draws, and the model is compared with the spread of the draws' Sharpe ratios "

@@ -272,6 +272,7 @@ class ForecastPath:
     in_distribution: np.ndarray
     bar_volatility: np.ndarray
     shrinkage: float = 1.0  # the forecaster's validated mean slope (policy.edge.shrink_view)
+    cdf_map: Callable[[float], float] | None = None  # its validated CDF map g (shrink_view)
 
 
 def simulate_forecasts(
@@ -300,7 +301,9 @@ def simulate_forecasts(
     )
     costs = policy.costs
     views = [
-        shrink_view(*values, forecasts.shrinkage, costs) if np.isfinite(values).all() else NO_VIEW
+        shrink_view(*values, forecasts.shrinkage, costs, forecasts.cdf_map)
+        if np.isfinite(values).all()
+        else NO_VIEW
         for values in zip(*(np.asarray(c, dtype=np.float64).tolist() for c in columns), strict=True)
     ]
     familiar = np.asarray(forecasts.in_distribution, dtype=bool).tolist()

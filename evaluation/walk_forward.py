@@ -57,6 +57,8 @@ from evaluation.folds import default_purge
 from evaluation.folds import retrain_folds
 from evaluation.folds import span_words
 from evaluation.folds import walk_forward_folds
+from evaluation.forecast_quality import central_coverage
+from evaluation.forecast_quality import pit_summary
 from evaluation.forecast_quality import rolling_volatility_forecast
 from evaluation.parallel import error_line
 from evaluation.parallel import fold_threads
@@ -74,23 +76,37 @@ from evaluation.simulate import simulate_leverage
 from evaluation.simulate import simulate_signals
 from evaluation.simulate import with_funding
 from evaluation.summary import CONTROLS
+from evaluation.summary import GATED
+from evaluation.summary import MEAN_FORECASTERS
 from evaluation.summary import MODEL
+from evaluation.summary import NO_CONFIDENCE
+from evaluation.summary import OTHER_RULE
 from evaluation.summary import STRATEGIES
 from evaluation.summary import FoldRun
+from evaluation.summary import confidence_blocked
 from evaluation.summary import summarise
+from evaluation.volatility import PointGaussian
+from evaluation.volatility import volatility_forecasts
 from policy.calendar import SECONDS_PER_YEAR
 from policy.costs import MAKER
 from policy.settings import PolicySettings
 from scoremodel.calibration import mean_shrinkage
 from scoremodel.cond_data import context_windows
 from scoremodel.cond_data import prepare
+from scoremodel.cond_predictive import ConditionalModel
 from scoremodel.cond_predictive import Predictive
 from scoremodel.cond_predictive import predict_batch
+from scoremodel.cond_predictive import predictive_cdf
 from scoremodel.cond_training import ConditionalTrainConfig
 from scoremodel.controls import NLLControl
 from scoremodel.controls import RidgeControl
+from scoremodel.controls import gaussian_predictive
 from scoremodel.datasets import MarketDataset
+from scoremodel.density_rule import DEFAULT_DENSITY_RULE
+from scoremodel.density_rule import DENSITY_RULES
+from scoremodel.density_rule import other_density_rule
 from scoremodel.features import DEFAULT_SPEC
+from scoremodel.forecast import QUANTILES
 from scoremodel.inference import SIGNAL_MODES
 from scoremodel.inference import ScoreModel
 from scoremodel.pipeline import FitConfig
@@ -243,6 +259,7 @@ def evaluate(
                 cfg.signal_mode,
                 validate=cfg.retrain.validate,
                 density_percentile=cfg.policy.density_percentile,
+                density_rule=cfg.policy.density_rule,
                 log=log,
             )
         timings["retrain_models_s"] = time.perf_counter() - trained
@@ -417,7 +434,7 @@ def traded_view(model: ScoreModel, signal_mode: str) -> ScoreModel:
         return model
     manifest = {**model.manifest, "models": {k: v for k, v in stored.items() if k in names}}
     weights = {k: v for k, v in model.weights.items() if k in names}
-    return ScoreModel(manifest, weights, model.density_percentile)
+    return ScoreModel(manifest, weights, model.density_percentile, model.density_rule)
 
 
 def model_version_id(model: ScoreModel) -> str:
@@ -437,6 +454,7 @@ def schedule_models(
     validate: bool = True,
     current: ScoreModel | None = None,
     density_percentile: float = 5.0,
+    density_rule: str = DEFAULT_DENSITY_RULE,
     log: Callable[[str], None] = print,
 ) -> list[RetrainFold]:
     """The folds with the model that decides each test window, made in order as the strategy
@@ -457,7 +475,7 @@ def schedule_models(
     for fold in folds:
         window = bars.iloc[fold.train.start : fold.train.stop]
         candidate = fit_model(window, bar_type, fit, progress=False)
-        candidate.set_density_percentile(density_percentile)
+        candidate.set_density_filter(density_percentile, density_rule)
         view = traded_view(candidate, signal_mode)
         verdict = (
             compare(view, in_use_view, window, fit)
@@ -605,7 +623,7 @@ def run_fold(
             conditional=cfg.conditional,
         )
         model = fit_model(train_bars, source, fit, progress=False)
-    model.set_density_percentile(cfg.policy.density_percentile)
+    model.set_density_filter(cfg.policy.density_percentile, cfg.policy.density_rule)
     train_states = dataset.states.loc[dataset.states.index.intersection(train_bars.index)]
     # Decisions also see the k - 1 bars before the window (the strategy's warm-up history), and
     # the forecasters the L - 1 states before that (their context).
@@ -623,22 +641,31 @@ def run_fold(
     )
     predictives = {name: _last(p, len(test_index)) for name, p in predictives.items()}
 
-    def run(name: str, familiar: np.ndarray) -> SimResult:
+    def run(name: str, familiar: np.ndarray, policy: PolicySettings = cfg.policy) -> SimResult:
         signal = signals[name]
         path = SignalPath(signal.direction, signal.confidence, familiar, vol, lead=lead)
-        return simulate_signals(test_bars, path, cfg.policy, per_year, cfg.execution)
+        return simulate_signals(test_bars, path, policy, per_year, cfg.execution)
 
-    def run_forecaster(name: str, familiar: np.ndarray) -> SimResult:
+    def run_forecaster(
+        name: str, familiar: np.ndarray, policy: PolicySettings = cfg.policy
+    ) -> SimResult:
         p = predictives[name]
         path = ForecastPath(
-            p.mean, p.std, p.p_up_cost, p.p_down_cost, familiar[lead:], vol[lead:], shrinkage[name]
+            p.mean,
+            p.std,
+            p.p_up_cost,
+            p.p_down_cost,
+            familiar[lead:],
+            vol[lead:],
+            shrinkage[name],
+            model.conditional.horizon_map(-1) if name == MODEL else None,
         )
-        return simulate_forecasts(test_bars, path, cfg.policy, per_year, cfg.horizon, cfg.execution)
+        return simulate_forecasts(test_bars, path, policy, per_year, cfg.horizon, cfg.execution)
 
-    def run_model(familiar: np.ndarray) -> SimResult:
+    def run_model(familiar: np.ndarray, policy: PolicySettings = cfg.policy) -> SimResult:
         if cfg.signal_mode == "edge":
-            return run_forecaster(MODEL, familiar)
-        return run("model_" + cfg.signal_mode, familiar)
+            return run_forecaster(MODEL, familiar, policy)
+        return run("model_" + cfg.signal_mode, familiar, policy)
 
     def run_leverage(leverage: np.ndarray, risk_rules: bool = True) -> SimResult:
         return simulate_leverage(
@@ -652,6 +679,8 @@ def run_fold(
         "model_no_filter": run_model(everywhere),
         "model_mahalanobis": run_model(flags["mahalanobis"]),
         "model_gmm": run_model(flags["gmm"]),
+        OTHER_RULE: run_model(flags[OTHER_RULE]),
+        NO_CONFIDENCE: run_model(flags["model"], replace(cfg.policy, min_confidence=0.0)),
         "model_score": run("model_score", flags["model"]),
         "model_forecast": run("model_forecast", forecast_familiar),
         "ridge": run_forecaster("ridge", flags["model"]),
@@ -660,10 +689,14 @@ def run_fold(
         "reversal": run("reversal", everywhere),
         "buy_and_hold": run_leverage(np.ones(len(test_index)), risk_rules=False),
     }
+    for key, familiar in flags.items():  # each filter as a risk gate on buy-and-hold
+        gate = run_leverage(familiar[lead:].astype(np.float64), risk_rules=False)
+        sims[GATED + key] = replace(gate, decisions=[])  # only its equity is pooled
     flips = random_sign_flips(sims[MODEL].target, cfg.random_draws, seed=cfg.seed + fold.index)
     random_sims = [run_leverage(path) for path in flips]
     sims["random"] = random_sims[0]
     sigma = rolling_volatility_forecast(bars, cfg.horizon, cfg.vol_baseline_window)
+    yardsticks, fits = _volatility_predictives(bars, fold, cfg.horizon, test_index)
     fold_signals = {name: signal.raw[lead:] for name, signal in signals.items()}
     fold_signals.update({name: predictives[name].mean for name in (MODEL, *CONTROLS)})
     if cfg.signal_mode != "edge":
@@ -676,14 +709,27 @@ def run_fold(
         random_sims=[replace(sim, decisions=[]) for sim in random_sims],
         signals=fold_signals,
         forward=dataset.forward.loc[test_index].to_numpy(),
-        predictives={name: (p.quantiles, p.p_up) for name, p in predictives.items()},
+        predictives={
+            **{name: (p.quantiles, p.p_up) for name, p in predictives.items()},
+            **yardsticks,
+        },
         baseline_sigma=sigma.loc[test_index].to_numpy(),
         flags={name: flag[lead:] for name, flag in flags.items()},
         model=model,
         summary={},
+        means={name: predictives[name].mean for name in MEAN_FORECASTERS},
+        blocked_by_confidence=confidence_blocked(sims[MODEL], len(test_index)),
     )
     run_.summary = summarise(
-        [run_], cfg, per_year, header=fold.to_dict() | _window(bars, fold, model)
+        [run_],
+        cfg,
+        per_year,
+        header=fold.to_dict()
+        | _window(bars, fold, model)
+        | {
+            "yardstick_fits": fits,
+            "model_calibration": _model_calibration(model, history, run_.forward),
+        },
     )
     return run_
 
@@ -704,7 +750,9 @@ def _forecasters(
 ) -> tuple[dict[str, Predictive], dict[str, float]]:
     """The traded horizon's predictive of the score model and of its two controls (ridge and a
     same-size Gaussian-NLL MLP on the same contexts, with the same training budget), and each
-    one's mean shrinkage from the fit's own validation block."""
+    one's mean shrinkage from the fit's own validation block; and ``point_gauss`` (not traded):
+    ridge's mean with a constant Gaussian std, the std of ridge's training residuals of the raw
+    h-bar return (ridge's own predictive scales its std with the bar's volatility instead)."""
     raw = history.to_numpy()
     data = prepare(train_bars, horizons, cfg.context_len, cfg.fractions)
     contexts = context_windows(data.scaling.states.transform(raw), cfg.context_len)
@@ -732,7 +780,63 @@ def _forecasters(
             "nll_mlp": nll.predict(contexts, raw, data.scaling, cost),
         }.items()
     }
+    train = data.train
+    ridge_train = ridge.predict(train.context, train.states, data.scaling).mean[:, -1]
+    point = PointGaussian().fit(ridge_train, train.forward[:, -1])
+    mean = predictives["ridge"].mean
+    predictives["point_gauss"] = gaussian_predictive(mean, np.full(len(mean), point.std), cost)
     return predictives, shrinkage
+
+
+def _model_calibration(model: ScoreModel, history: pd.DataFrame, forward: np.ndarray) -> dict:
+    """The traded horizon's validated calibration: the mean's slope beta and the CDF map g
+    (the validation rows it was fitted on, and max |g(u) - u| over its knots: 0 for a
+    predictive the validation block found calibrated; None without a map). The model's
+    predictive scored here carries g (:func:`scoremodel.cond_predictive.predict_batch`).
+
+    ``exact_pit`` and ``exact_pit_without_map``: the PIT of the test window's ``forward``
+    returns read from the model's own CDF (:func:`scoremodel.cond_predictive.predictive_cdf`),
+    with and without g: its KS distance and central coverage, free of the interpolation
+    between the five published quantiles that the forecast scores use for every forecaster."""
+    conditional = model.conditional
+    cdf_map = conditional.cdf_map
+    levels = None if cdf_map is None else np.linspace(0.0, 1.0, cdf_map.knots.shape[1])
+    raw = history.to_numpy()
+    x = np.full((len(raw), conditional.network.n_horizons), np.nan)
+    x[len(raw) - len(forward) :, -1] = forward
+
+    def exact(forecaster: ConditionalModel) -> dict:
+        u = predictive_cdf(forecaster, raw, x)[len(raw) - len(forward) :, -1]
+        u = u[np.isfinite(u)]
+        return {"n": len(u), "ks": pit_summary(u)["ks"], "central_coverage": central_coverage(u)}
+
+    return {
+        "mean_shrinkage": float(model.mean_shrinkage[-1]),
+        "cdf_map_rows": None if cdf_map is None else cdf_map.rows,
+        "cdf_map_max_shift": None
+        if cdf_map is None
+        else float(np.abs(cdf_map.knots[-1] - levels).max()),
+        "exact_pit": exact(conditional),
+        "exact_pit_without_map": exact(replace(conditional, cdf_map=None)),
+    }
+
+
+def _volatility_predictives(
+    bars: pd.DataFrame, fold: Fold, horizon: int, test_index: pd.Index
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, dict]]:
+    """(quantiles, P(up)) of GARCH, HAR-RV and EWMA (:mod:`evaluation.volatility`) at the test
+    bars, fit on the fold's training bars and filtered from its first training bar up to each
+    test bar; and their fits."""
+    train_bars = bars.iloc[fold.train.start : fold.train.stop]
+    window = bars.iloc[fold.train.start : fold.test.stop]
+    if not window.index[-len(test_index) :].equals(test_index):
+        raise ValueError(f"fold {fold.index}: the test bars are not the window's last bars")
+    levels = np.asarray(QUANTILES)
+    forecasts, fits = volatility_forecasts(train_bars, window, horizon, len(test_index))
+    predictives = {
+        name: (forecast.quantiles(levels), forecast.p_up()) for name, forecast in forecasts.items()
+    }
+    return predictives, fits
 
 
 def _horizon(p: Predictive, k: int) -> Predictive:
@@ -753,15 +857,20 @@ def _last(p: Predictive, n: int) -> Predictive:
 def _fold_signals(
     model: ScoreModel, states: pd.DataFrame, train_states: pd.DataFrame, cfg: EvaluationConfig
 ) -> tuple[dict[str, Signal], dict[str, np.ndarray], pd.DataFrame]:
-    """Signals of the model and the baselines, and the three in-distribution filters."""
+    """Signals of the model and the baselines, and the in-distribution filters: the model's
+    density by the run's rule (``model``) and by the other rule (:data:`OTHER_RULE`),
+    Mahalanobis and a Gaussian mixture."""
     score = model.assess_batch(states, mode="score")
     forecast = model.assess_batch(states, mode="forecast")
     z_train = model.normaliser.transform(train_states.to_numpy())
     z = model.normaliser.transform(states.to_numpy())
     share = cfg.policy.density_percentile / 100
     gmm = GaussianMixtureFilter.fit(z_train, cfg.gmm_components, share, seed=cfg.seed)
+    other = other_density_rule(cfg.policy.density_rule)
+    other_threshold = model.density_threshold_for(other, cfg.policy.density_percentile)
     flags = {
         "model": score["in_distribution"].to_numpy(bool),
+        OTHER_RULE: score["log_density"].to_numpy() >= other_threshold,
         "mahalanobis": MahalanobisFilter.fit(z_train, share).in_distribution(z),
         "gmm": gmm.in_distribution(z),
     }
@@ -790,6 +899,41 @@ def _window(bars: pd.DataFrame, fold: Fold, model: ScoreModel) -> dict:
         "best_epoch": entry["best_epoch"],
         "epochs_run": entry["epochs_run"],
         "density_threshold": model.density_threshold,
+        **density_rules(model),
+    }
+
+
+def density_rules(model: ScoreModel) -> dict:
+    """A fold's density filter by both rules (:mod:`scoremodel.density_rule`): the rule the run
+    trades and the one in force (a model without the reliability measurement keeps the
+    percentile rule), each rule's threshold (None: flags nothing) and the reliability rule's
+    measurement on the fold model's validation block."""
+    thresholds = {
+        rule: model.density_threshold_for(rule, model.density_percentile) for rule in DENSITY_RULES
+    }
+    reliability = model.reliability
+    return {
+        "density_rule": model.density_rule,
+        "density_rule_in_force": model.density_rule_in_force,
+        "density_thresholds": {
+            rule: (value if np.isfinite(value) else None) for rule, value in thresholds.items()
+        },
+        "density_reliability": None
+        if reliability is None
+        else {
+            key: reliability.get(key)
+            for key in (
+                "threshold",
+                "training_percentile",
+                "unreliable_bins",
+                "rows",
+                "reference_skill",
+                "reason",
+                "validation_first",
+                "validation_last",
+            )
+        }
+        | {"bin_skill": [b["skill"] for b in reliability["bins"]]},
     }
 
 

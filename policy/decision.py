@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from policy.costs import Costs
 from policy.edge import ForecastView
+from policy.edge import edge_confidence
 from policy.edge import entry_side
 from policy.edge import keeps_position
 from policy.edge import kelly_leverage
@@ -115,7 +116,8 @@ class Policy:
         price: float,
         position: float,
     ) -> Decision:
-        """Forecast mode: enter only an edge that beats its costs, hold for the horizon with
+        """Edge mode: enter only an edge that beats its costs (else ``EDGE``) with enough
+        confidence that the trade clears them (else ``CONFIDENCE``), hold for the horizon with
         hysteresis, size by fractional Kelly under the caps (:mod:`policy.edge`)."""
         side = (position > 0.0) - (position < 0.0)
         self._track_holding(side)
@@ -125,7 +127,10 @@ class Policy:
         if not in_distribution:
             return self.order_towards(0.0, position, price, equity, Blocker.DENSITY, risk)
         s = self.settings
-        wanted = entry_side(view, self.costs, s.edge_margin, s.min_edge_probability)
+        wanted = entry_side(view, self.costs, s.edge_margin)
+        blocker = Blocker.EDGE
+        if wanted != 0 and edge_confidence(view) < s.min_confidence:
+            wanted, blocker = 0, Blocker.CONFIDENCE
         if wanted != 0:
             kelly = kelly_leverage(view, self.costs, s.kelly_fraction)
             cap = leverage_cap(bar_volatility, self.annualisation, s.sizing)
@@ -137,7 +142,7 @@ class Policy:
             return self.order_towards(target, position, price, equity, Blocker.NONE, risk)
         if side != 0 and keeps_position(side, self.bars_held, self.horizon, view, self.costs):
             return self.order_towards(position, position, price, equity, Blocker.NONE, risk)
-        return self.order_towards(0.0, position, price, equity, Blocker.EDGE, risk)
+        return self.order_towards(0.0, position, price, equity, blocker, risk)
 
     def _track_holding(self, side: int) -> None:
         if side != self.held_side:

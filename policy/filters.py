@@ -18,7 +18,7 @@ class Blocker(IntEnum):
 
     NONE = 0
     DENSITY = 1  # unfamiliar market state
-    CONFIDENCE = 2  # |signal| too small relative to training
+    CONFIDENCE = 2  # |signal| too small relative to training (edge: P(clears cost) too low)
     CONSISTENCY = 3  # direction not stable for k bars
     RISK = 4  # drawdown ladder at zero, daily stop or halt
     NO_DIRECTION = 5  # the model has no view (signal exactly 0)

@@ -17,6 +17,7 @@ from field_rules import FRACTION_BELOW_ONE
 from field_rules import NON_NEGATIVE
 from field_rules import OPEN_FRACTION
 from field_rules import POSITIVE
+from field_rules import Choice
 from field_rules import Flag
 from field_rules import Integer
 from field_rules import Nullable
@@ -27,6 +28,13 @@ from policy.costs import Costs
 from policy.risk import RiskLimits
 from policy.sizing import SizingRules
 
+# How the density filter's threshold is set (scoremodel.density_rule, which spells the same
+# words and the same default): ``percentile``, the density_percentile of training
+# log-densities; ``reliability``, the log-density below which the forecaster's validated skill
+# degrades (none found: flags nothing; a model saved without that measurement keeps the
+# percentile rule).
+DENSITY_RULES: tuple[str, ...] = ("percentile", "reliability")
+
 
 @dataclass(frozen=True)
 class PolicySettings:
@@ -36,8 +44,11 @@ class PolicySettings:
     configuration checks a file's ``strategy:`` values by the same rules."""
 
     # filters
-    density_percentile: float = setting(5.0, Number(0, 100, high_open=True))
-    min_confidence: float = setting(0.6, FRACTION_BELOW_ONE)  # percentile of |signal|
+    density_percentile: float = setting(5.0, Number(0, 100, high_open=True))  # percentile rule
+    density_rule: str = setting("reliability", Choice(DENSITY_RULES))
+    # score and forecast modes: the percentile of |signal| among training states; edge mode:
+    # the probability that the trade clears its round-trip cost, P(r > c) long, P(r < -c) short
+    min_confidence: float = setting(0.6, FRACTION_BELOW_ONE)
     consistency_bars: int = setting(3, Integer(1))  # the direction must hold this many bars
     hold_when_blocked: bool = setting(False, Flag())  # keep the position on weak signals
     # sizing
@@ -47,7 +58,6 @@ class PolicySettings:
     no_trade_band: float = setting(0.05, FRACTION_BELOW_ONE)  # fraction of equity
     # forecast mode: trade only an edge that beats its costs (policy.edge)
     edge_margin: float = setting(0.25, NON_NEGATIVE)  # the edge must beat the cost by 25 %
-    min_edge_probability: float = setting(0.5, FRACTION_BELOW_ONE)  # P(r > c) for a long
     kelly_fraction: float = setting(0.25, Number(0, 1, low_open=True))  # of the Kelly leverage
     slippage: float = setting(0.0001, Number(0, 0.05))  # per side, added to the venue's fee
     # risk
@@ -102,3 +112,28 @@ class PolicySettings:
 
 
 DEFAULT_POLICY = PolicySettings()
+
+#: Settings that act in some signal modes only (the others act in every mode).
+ACTS_IN: dict[str, tuple[str, ...]] = {
+    "consistency_bars": ("score", "forecast"),  # edge mode holds by its horizon (policy.edge)
+    "hold_when_blocked": ("score", "forecast"),
+    "edge_margin": ("edge",),
+    "kelly_fraction": ("edge",),
+    "slippage": ("edge",),  # the cost the edge must beat (the backtest's fills slip anyway)
+}
+#: Settings that were renamed: the old name, and what to write instead.
+RENAMED = {
+    "min_edge_probability": "min_confidence (in edge mode the probability that the trade "
+    "clears its round-trip cost)",
+}
+
+
+def inactive_settings(settings: Mapping[str, Any] | object, mode: str) -> list[str]:
+    """The settings given a value other than their default that do nothing in ``mode``: a
+    configuration must not look as if they did."""
+    get = settings.get if isinstance(settings, Mapping) else lambda k, d: getattr(settings, k, d)
+    return [
+        name
+        for name, modes in ACTS_IN.items()
+        if mode not in modes and get(name, None) not in (None, getattr(DEFAULT_POLICY, name))
+    ]

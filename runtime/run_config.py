@@ -48,6 +48,7 @@ from field_rules import Text
 from field_rules import Timestamp
 from field_rules import rules_of
 from field_rules import setting
+from policy.settings import RENAMED
 from strategies.retraining import RetrainSettings
 from strategies.score_matching import STRATEGY_RULES
 from strategies.score_matching import ScoreMatchingConfig
@@ -204,6 +205,11 @@ def with_retrain_overrides(run: RunConfig, source: str = COMMAND_LINE, **values:
 
 def parse_strategy_config(fields: dict[str, Any], source: str = "<config>") -> ScoreMatchingConfig:
     """ScoreMatchingConfig from plain values, with errors that name the field."""
+    renamed = sorted(set(fields) & set(RENAMED))
+    if renamed:
+        raise ConfigError(
+            f"{source}: strategy.{renamed[0]} was replaced by {RENAMED[renamed[0]]}; rename it"
+        )
     allowed = set(ScoreMatchingConfig.__struct_fields__)
     unknown = set(fields) - allowed
     if unknown:

@@ -8,6 +8,9 @@ Layout::
                              (of each weights file and of the manifest itself)
       signal.safetensors     state model s(x, sigma)
       forecast.safetensors   joint [state, forward return] model (forecast mode)
+      conditional.safetensors  the conditional forecaster (edge mode); its manifest section
+                             ``conditional`` holds L, horizons, scaling, predictive settings
+                             and the recalibration map ``cdf_map`` (scoremodel.calibration)
 
 Weights are read with safetensors only: no pickle, so loading a checkpoint never runs code.
 Every file's SHA-256 is in the manifest, so a truncated or swapped file is caught at load.

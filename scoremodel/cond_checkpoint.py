@@ -1,8 +1,13 @@
 """Save and load a conditional model: safetensors weights + the project's JSON manifest.
 
 The manifest (:mod:`scoremodel.checkpoint`) gains a ``conditional`` section with the context
-length L, the horizons, the training-block scaling, the predictive settings and the training
-config. Loading passes the checks every manifest reader makes
+length L, the horizons, the training-block scaling, the predictive settings, the training
+config and, for a model made by :func:`scoremodel.pipeline.fit_conditional`, ``cdf_map``: the
+validated recalibration map of the predictive CDF per horizon
+(:class:`scoremodel.calibration.CdfMap`: ``pit_quantiles``, K rows of 101 knots, and the
+``rows`` it was fitted on). A section without one (a manifest written before the map existed,
+or a model saved straight from training) loads with the identity map: the predictive as
+before. Loading passes the checks every manifest reader makes
 (:func:`scoremodel.checkpoint.verified_manifest`: format version, the manifest's own checksum,
 finite numbers), then checks the feature spec and, when asked, L and the horizons: a model made
 for another context or other horizons is refused with a :class:`CheckpointError`.
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scoremodel.calibration import CdfMap
 from scoremodel.checkpoint import CONDITIONAL
 from scoremodel.checkpoint import MANIFEST
 from scoremodel.checkpoint import CheckpointError
@@ -80,8 +86,9 @@ def load_conditional(
 
 
 def conditional_section(model: ConditionalModel, train_config: dict | None = None) -> dict:
-    """The manifest's ``conditional`` section: L, horizons, network, scaling, predictive."""
-    return {
+    """The manifest's ``conditional`` section: L, horizons, network, scaling, predictive, and
+    the CDF map where the model has one."""
+    section = {
         "context_len": model.context_len,
         "horizons": list(model.horizons),
         "network": model.network.to_dict(),
@@ -89,15 +96,35 @@ def conditional_section(model: ConditionalModel, train_config: dict | None = Non
         "predictive": model.predictive.to_dict(),
         "train_config": train_config or {},
     }
+    if model.cdf_map is not None:
+        section["cdf_map"] = model.cdf_map.to_dict()
+    return section
 
 
 def conditional_from(section: dict, state_dict: dict) -> ConditionalModel:
-    """The conditional model a manifest section and its weights describe."""
+    """The conditional model a manifest section and its weights describe (no ``cdf_map``:
+    the identity map, as before the map existed)."""
+    network = ConditionalNetConfig(**section["network"])
+    cdf_map = section.get("cdf_map")
+    if cdf_map is not None:
+        try:
+            cdf_map = CdfMap.from_dict(cdf_map)
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(
+                f"conditional.cdf_map is not a CDF map ({error}); copy the whole model "
+                "directory again or retrain the model"
+            ) from error
+        if cdf_map.n_horizons != network.n_horizons:
+            raise CheckpointError(
+                f"conditional.cdf_map has {cdf_map.n_horizons} horizons, the model "
+                f"{network.n_horizons}; copy the whole model directory again or retrain the model"
+            )
     return ConditionalModel(
-        network=ConditionalNetConfig(**section["network"]),
+        network=network,
         state_dict=state_dict,
         scaling=ConditionalScaling.from_dict(section["scaling"]),
         predictive=PredictiveConfig(**section["predictive"]),
+        cdf_map=cdf_map,
     )
 
 

@@ -12,6 +12,12 @@ Quantiles and exceedance probabilities of p(y | c) are approximated by shrinking
 its mean by k = sqrt(Var / Var_sigma): exact for a Gaussian conditional, and validated against
 a Gaussian mixture in the tests (``tests/test_conditional_model.py``).
 
+Recalibration (:class:`scoremodel.calibration.CdfMap`, fitted on the validation block by
+:func:`scoremodel.pipeline.fit_conditional`): with F that CDF and g the model's map of horizon
+k, the published predictive is G = g(F): P(r > x) = 1 - g(F(x)), P(r < x) = g(F(x)), the
+tau-quantile F^{-1}(g^{-1}(tau)). The mean and the std stay F's (the mean is what the validated
+slope beta multiplies; :mod:`policy.edge`). A model without a map (older manifests) publishes F.
+
 Two paths compute the same numbers: :func:`predict_batch` (numpy encoder over many rows, then
 the compiled grid kernel row by row) and :class:`BarPredictor` (one compiled call per bar: the
 state pushed into an L-bar ring, the encoder, the grid and the summary). They agree to ~1e-13.
@@ -27,6 +33,10 @@ import numpy as np
 import torch
 from numba import njit
 
+from scoremodel.calibration import CdfMap
+from scoremodel.calibration import HorizonCdfMap
+from scoremodel.calibration import cdf_map
+from scoremodel.calibration import cdf_map_inverse
 from scoremodel.cond_data import ConditionalScaling
 from scoremodel.cond_data import context_windows
 from scoremodel.cond_network import ConditionalNetConfig
@@ -67,6 +77,18 @@ class ConditionalModel:
     state_dict: dict[str, torch.Tensor]
     scaling: ConditionalScaling
     predictive: PredictiveConfig = PredictiveConfig()
+    cdf_map: CdfMap | None = None  # the validated recalibration g per horizon; None: identity
+
+    def __post_init__(self) -> None:
+        if self.cdf_map is not None and self.cdf_map.n_horizons != self.network.n_horizons:
+            raise ValueError(
+                f"the CDF map has {self.cdf_map.n_horizons} horizons, the network "
+                f"{self.network.n_horizons}"
+            )
+
+    def horizon_map(self, k: int) -> HorizonCdfMap | None:
+        """g of horizon ``k`` (negative counts from the end) as a callable; None: identity."""
+        return None if self.cdf_map is None else self.cdf_map.horizon(k)
 
     @property
     def horizons(self) -> tuple[int, ...]:
@@ -160,6 +182,10 @@ class _Constants:
             ]
         )
         self.grid = model.predictive.grid()
+        n_horizons = model.network.n_horizons
+        self.knots = (  # one row of g's knots per horizon; no columns: the identity
+            np.zeros((n_horizons, 0)) if model.cdf_map is None else model.cdf_map.knots
+        )
         self.levels = np.asarray(QUANTILES, dtype=np.float64)
         self.settings = np.array(
             [
@@ -175,15 +201,20 @@ class _Constants:
 
 
 def summarise_scores(
-    unit_scores: np.ndarray, predictive: PredictiveConfig, cost: float = DEFAULT_COST
+    unit_scores: np.ndarray,
+    predictive: PredictiveConfig,
+    cost: float = DEFAULT_COST,
+    knots: np.ndarray | None = None,
 ) -> Predictive:
     """The predictive method alone: unit scores sigma s(y_g) on ``predictive.grid()`` (N, G)
-    -> summaries in the target's own units (what the tests check against analytic laws)."""
+    -> summaries in the target's own units (what the tests check against analytic laws);
+    ``knots``: one horizon's CDF map (:class:`scoremodel.calibration.CdfMap`), else none."""
     settings = np.array([0.0, predictive.sigma, 0.0, cost, 0.0, 0.0])
     scores = np.ascontiguousarray(np.atleast_2d(unit_scores), dtype=np.float64)
     out = np.empty((len(scores), FIRST_QUANTILE + len(QUANTILES)))
     levels = np.asarray(QUANTILES, dtype=np.float64)
-    _summarise_score_rows(scores, predictive.grid(), levels, settings, out)
+    knots = np.zeros(0) if knots is None else np.ascontiguousarray(knots, dtype=np.float64)
+    _summarise_score_rows(scores, predictive.grid(), levels, settings, knots, out)
     return Predictive.from_rows(out)
 
 
@@ -192,12 +223,44 @@ def predict_batch(
 ) -> Predictive:
     """Predictive for every row of consecutive raw states (N, F); rows < L - 1 are NaN."""
     constants = _Constants(model, cost)
+    raw_states = np.asarray(raw_states, dtype=np.float64)
+    rows = np.full((len(raw_states), model.network.n_horizons, constants.n_outputs), np.nan)
+    for part, params, vol in _batch_heads(model, constants, raw_states):
+        out = np.empty((len(part), params.shape[1], constants.n_outputs))
+        _summarise_rows(
+            params, vol, constants.target, constants.grid, constants.levels,
+            constants.settings, constants.knots, out,
+        )  # fmt: skip
+        rows[part] = out
+    return Predictive.from_rows(rows)
+
+
+def predictive_cdf(model: ConditionalModel, raw_states: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """P(r_k <= x[t, k]) under row t's published predictive (G = g(F) with the model's CDF
+    map, F without one), for every row of consecutive raw states (N, F) and values ``x``
+    (N, K) in raw log-return units; NaN where x is NaN and for rows < L - 1. With x the
+    realised returns this is the PIT."""
+    constants = _Constants(model, DEFAULT_COST)
+    raw_states = np.asarray(raw_states, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64).reshape(len(raw_states), model.network.n_horizons)
+    out = np.full(x.shape, np.nan)
+    for part, params, vol in _batch_heads(model, constants, raw_states):
+        values = np.ascontiguousarray(x[part])
+        result = np.empty_like(values)
+        _cdf_rows(
+            params, vol, values, constants.target, constants.grid, constants.settings,
+            constants.knots, result,
+        )  # fmt: skip
+        out[part] = result
+    return out
+
+
+def _batch_heads(model: ConditionalModel, constants: _Constants, raw_states: np.ndarray):
+    """(rows, head parameters (n, K, P), the bars' volatility (n,)) per block of 4,096 rows
+    that have a full context: the numpy encoder and conditioning of the batch path."""
     w = constants.weights
     scaling = model.scaling
-    raw_states = np.asarray(raw_states, dtype=np.float64)
     contexts = context_windows(scaling.states.transform(raw_states), model.context_len)
-    k = model.network.n_horizons
-    rows = np.full((len(raw_states), k, constants.n_outputs), np.nan)
     ready = np.arange(model.context_len - 1, len(raw_states))
     for start in range(0, len(ready), 4096):
         part = ready[start : start + 4096]
@@ -207,13 +270,7 @@ def predict_batch(
         t = _act(base[:, None, :] + w.condition_shift[None])  # (n, K, H)
         params = t @ w.head.T + w.head_bias  # (n, K, P)
         vol = np.maximum(raw_states[part, scaling.vol_column], scaling.vol_floor)
-        out = np.empty((len(part), k, constants.n_outputs))
-        _summarise_rows(
-            params, vol, constants.target, constants.grid, constants.levels,
-            constants.settings, out,
-        )  # fmt: skip
-        rows[part] = out
-    return Predictive.from_rows(rows)
+        yield part, params, vol
 
 
 class BarPredictor:
@@ -221,7 +278,8 @@ class BarPredictor:
 
     After :meth:`update` returns True (L states seen) the arrays ``mean``, ``std`` (K,),
     ``quantiles`` (K, Q), ``p_up``, ``p_up_cost``, ``p_down_cost`` (K,) hold the forecast of
-    that bar; they are views reused by the next update (copy them to keep them).
+    that bar; they are views reused by the next update (copy them to keep them). Quantiles and
+    probabilities are the model's CDF map applied (:meth:`cdf_map`, as in :func:`predict_batch`).
 
     ``horizons``: the positions (in ``model.horizons``; negative counts from the end) to
     compute, default all; the others stay NaN. The strategy trades one horizon, so it computes
@@ -260,6 +318,11 @@ class BarPredictor:
         self.update(np.ones(model.network.n_features))  # compile / load the kernel now
         self.reset()
 
+    def cdf_map(self, k: int) -> HorizonCdfMap | None:
+        """The model's map g of horizon ``k`` as a callable u -> g(u) (None: the identity): what
+        :func:`policy.edge.shrink_view` applies when it re-reads a probability."""
+        return self.model.horizon_map(k)
+
     def reset(self) -> None:
         self._ring[:] = 0.0
         self._count[:] = 0
@@ -270,7 +333,7 @@ class BarPredictor:
         c = self._c
         return _bar_predict(
             raw_state, self._ring, self._count, c.norm, c.target, c.settings, c.grid, c.levels,
-            *self._weights, self._active, self._work, self.rows,
+            c.knots, *self._weights, self._active, self._work, self.rows,
         )  # fmt: skip
 
 
@@ -312,21 +375,9 @@ def _cdf(cumulative: np.ndarray, first_edge: float, step: float, x: float) -> fl
 
 
 @njit(cache=True, fastmath=_FLAGS)
-def _summarise(
-    scores: np.ndarray,
-    offset: float,
-    scale: float,
-    grid: np.ndarray,
-    levels: np.ndarray,
-    settings: np.ndarray,
-    work: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """Unit scores on the grid -> mean, std, quantiles, exceedances in raw = offset + scale y.
-
-    ``work`` has G + 1 elements; it ends holding p_sigma's CDF at the cell edges.
-    """
-    sigma, cost = settings[1], settings[3]
+def _law(scores: np.ndarray, sigma: float, grid: np.ndarray, work: np.ndarray) -> tuple:
+    """Unit scores on the grid -> p_sigma's CDF at the cell edges in ``work`` (G + 1), and
+    (mean, Var, shrink) in z-units: Var deconvolved, shrink = sqrt(Var / Var_sigma)."""
     n = grid.shape[0]
     step = grid[1] - grid[0]
     cumulative = work
@@ -349,13 +400,37 @@ def _summarise(
     for g in range(1, n + 1):
         cumulative[g] /= total
     var = max(var_sigma - sigma * sigma, VARIANCE_FLOOR * var_sigma)
-    shrink = math.sqrt(var / var_sigma)
+    return mean, var, math.sqrt(var / var_sigma)
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _summarise(
+    scores: np.ndarray,
+    offset: float,
+    scale: float,
+    grid: np.ndarray,
+    levels: np.ndarray,
+    settings: np.ndarray,
+    knots: np.ndarray,
+    work: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Unit scores on the grid -> mean, std, quantiles, exceedances in raw = offset + scale y,
+    the quantiles and exceedances through the CDF map ``knots`` (none: the identity).
+
+    ``work`` has G + 1 elements; it ends holding p_sigma's CDF at the cell edges.
+    """
+    cost = settings[3]
+    n = grid.shape[0]
+    step = grid[1] - grid[0]
+    cumulative = work
+    mean, var, shrink = _law(scores, settings[1], grid, cumulative)
     out[MEAN] = offset + scale * mean
     out[STD] = scale * math.sqrt(var)
     first_edge = grid[0] - 0.5 * step
     cell = 0
-    for q in range(levels.shape[0]):  # levels ascend: one pass over the cells
-        tau = levels[q]
+    for q in range(levels.shape[0]):  # levels ascend, and g^-1 keeps them so: one pass
+        tau = cdf_map_inverse(knots, levels[q])
         while cell < n - 1 and cumulative[cell + 1] < tau:
             cell += 1
         mass = cumulative[cell + 1] - cumulative[cell]
@@ -366,19 +441,42 @@ def _summarise(
     up = mean + ((0.0 - offset) / scale - mean) / shrink
     up_cost = mean + ((cost - offset) / scale - mean) / shrink
     down_cost = mean + ((-cost - offset) / scale - mean) / shrink
-    out[P_UP] = 1.0 - _cdf(cumulative, first_edge, step, up)
-    out[P_UP_COST] = 1.0 - _cdf(cumulative, first_edge, step, up_cost)
-    out[P_DOWN_COST] = _cdf(cumulative, first_edge, step, down_cost)
+    out[P_UP] = 1.0 - cdf_map(knots, _cdf(cumulative, first_edge, step, up))
+    out[P_UP_COST] = 1.0 - cdf_map(knots, _cdf(cumulative, first_edge, step, up_cost))
+    out[P_DOWN_COST] = cdf_map(knots, _cdf(cumulative, first_edge, step, down_cost))
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _cdf_at(
+    scores: np.ndarray,
+    offset: float,
+    scale: float,
+    grid: np.ndarray,
+    settings: np.ndarray,
+    knots: np.ndarray,
+    work: np.ndarray,
+    x: float,
+) -> float:
+    """g(F(x)) at a raw value x = offset + scale y, F as :func:`_summarise` reads it."""
+    step = grid[1] - grid[0]
+    mean, _, shrink = _law(scores, settings[1], grid, work)
+    position = mean + ((x - offset) / scale - mean) / shrink
+    return cdf_map(knots, _cdf(work, grid[0] - 0.5 * step, step, position))
 
 
 @njit(cache=True, fastmath=_FLAGS)
 def _summarise_score_rows(
-    scores: np.ndarray, grid: np.ndarray, levels: np.ndarray, settings: np.ndarray, out: np.ndarray
+    scores: np.ndarray,
+    grid: np.ndarray,
+    levels: np.ndarray,
+    settings: np.ndarray,
+    knots: np.ndarray,
+    out: np.ndarray,
 ) -> None:
     """Unit scores (N, G) in z-units -> out (N, 5 + Q) in z-units."""
     weights = np.empty(grid.shape[0] + 1)
     for r in range(scores.shape[0]):
-        _summarise(scores[r], 0.0, 1.0, grid, levels, settings, weights, out[r])
+        _summarise(scores[r], 0.0, 1.0, grid, levels, settings, knots, weights, out[r])
 
 
 @njit(cache=True, fastmath=_FLAGS)
@@ -389,6 +487,7 @@ def _summarise_rows(
     grid: np.ndarray,
     levels: np.ndarray,
     settings: np.ndarray,
+    knots: np.ndarray,
     out: np.ndarray,
 ) -> None:
     """Batch: params (N, K, P), the bar's volatility (N,) -> out (N, K, 5 + Q)."""
@@ -401,7 +500,35 @@ def _summarise_rows(
             _grid_scores(params[r, k], grid, width, scores)
             _summarise(
                 scores, scale * target[0, k], scale * target[1, k],
-                grid, levels, settings, weights, out[r, k],
+                grid, levels, settings, knots[k], weights, out[r, k],
+            )  # fmt: skip
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _cdf_rows(
+    params: np.ndarray,
+    vol: np.ndarray,
+    x: np.ndarray,
+    target: np.ndarray,
+    grid: np.ndarray,
+    settings: np.ndarray,
+    knots: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Batch: params (N, K, P), the bar's volatility (N,), raw values x (N, K) -> g(F(x))."""
+    weights = np.empty(grid.shape[0] + 1)
+    scores = np.empty(grid.shape[0])
+    width = int(settings[5])
+    for r in range(params.shape[0]):
+        for k in range(params.shape[1]):
+            if not math.isfinite(x[r, k]):
+                out[r, k] = math.nan
+                continue
+            scale = vol[r] * target[2, k]
+            _grid_scores(params[r, k], grid, width, scores)
+            out[r, k] = _cdf_at(
+                scores, scale * target[0, k], scale * target[1, k],
+                grid, settings, knots[k], weights, x[r, k],
             )  # fmt: skip
 
 
@@ -426,6 +553,7 @@ def _bar_predict(
     settings: np.ndarray,
     grid: np.ndarray,
     levels: np.ndarray,
+    knots: np.ndarray,
     encoder_in: np.ndarray,
     encoder_in_bias: np.ndarray,
     encoder_hidden: np.ndarray,
@@ -473,6 +601,6 @@ def _bar_predict(
         scale = vol * target[2, k]
         _summarise(
             scores, scale * target[0, k], scale * target[1, k],
-            grid, levels, settings, weights, out[k],
+            grid, levels, settings, knots[k], weights, out[k],
         )  # fmt: skip
     return True

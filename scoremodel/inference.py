@@ -5,10 +5,12 @@ Per state x (z-scored), one batched forward of the state model gives
   (the chapter's rule: positive score on the return = the current return is low relative to
   what the other features make typical, a contrarian statement about the bar just closed);
 - with one more row (z / 2), the log-density proxy (:mod:`scoremodel.density`).
-Confidence is the percentile of |signal| among training states; the density threshold is a
-percentile of training log-densities. In forecast mode the joint model gives the predictive
-distribution of the forward return over h bars (:mod:`scoremodel.forecast`), and the signal is
-P(up) - 0.5 with its own calibrated confidence.
+Confidence is the percentile of |signal| among training states; the density threshold is set
+by the density rule (:mod:`scoremodel.density_rule`): a percentile of training log-densities,
+or the log-density below which the conditional forecaster's validated skill degrades. In
+forecast mode the joint model gives the predictive distribution of the forward return over h
+bars (:mod:`scoremodel.forecast`), and the signal is P(up) - 0.5 with its own calibrated
+confidence.
 
 :meth:`ScoreModel.assess` (one bar) and :meth:`ScoreModel.assess_batch` (many) run the same
 float64 numpy code, so a backtest's decisions can be recomputed offline exactly.
@@ -35,6 +37,11 @@ from scoremodel.compiled import score_and_density
 from scoremodel.cond_checkpoint import conditional_from
 from scoremodel.cond_predictive import ConditionalModel
 from scoremodel.density import RayDensity
+from scoremodel.density_rule import DEFAULT_DENSITY_RULE
+from scoremodel.density_rule import PERCENTILE
+from scoremodel.density_rule import RELIABILITY
+from scoremodel.density_rule import RELIABILITY_KEY
+from scoremodel.density_rule import check_rule
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import FeatureSpec
 from scoremodel.forecast import GridForecaster
@@ -56,7 +63,7 @@ class Assessment(NamedTuple):
     signal: float  # score mode: return component of the score; forecast mode: P(up) - 0.5
     confidence: float  # percentile (0-1) of |signal| among training states
     log_density: float  # log p(x) - log p(training mean), see scoremodel.density
-    in_distribution: bool  # log_density >= the configured training percentile
+    in_distribution: bool  # log_density >= the density threshold (the density rule's)
     forecast_mean: float = math.nan  # expected forward log return over the horizon
     forecast_std: float = math.nan
     forecast_p_up: float = math.nan
@@ -83,6 +90,7 @@ class ScoreModel:
         manifest: dict,
         weights: dict[str, dict[str, torch.Tensor]],
         density_percentile: float = 5.0,
+        density_rule: str = DEFAULT_DENSITY_RULE,
     ) -> None:
         self.manifest = manifest
         self.weights = weights
@@ -122,9 +130,15 @@ class ScoreModel:
             record = manifest["models"]["conditional"]
             self.mean_shrinkage = tuple(record["mean_shrinkage"])
         self.calibration = {
-            k: QuantileTable.from_dict(v) for k, v in manifest["calibration"].items()
+            k: QuantileTable.from_dict(v)
+            for k, v in manifest["calibration"].items()
+            if k != RELIABILITY_KEY
         }
-        self.set_density_percentile(density_percentile)
+        # the reliability rule's measurement (scoremodel.density_rule); None: an older model
+        # or one without a conditional forecaster, which keeps the percentile rule
+        self.reliability: dict | None = manifest["calibration"].get(RELIABILITY_KEY)
+        self.density_rule = check_rule(density_rule)
+        self.set_density_filter(density_percentile, density_rule)
         self._prepare_kernels()
 
     def _prepare_kernels(self) -> None:
@@ -157,20 +171,40 @@ class ScoreModel:
         directory: str | Path,
         expected_spec: FeatureSpec = DEFAULT_SPEC,
         density_percentile: float = 5.0,
+        density_rule: str = DEFAULT_DENSITY_RULE,
     ) -> ScoreModel:
         """Load and verify a checkpoint (see :func:`scoremodel.checkpoint.load_checkpoint`)."""
         manifest, weights = load_checkpoint(directory, expected_spec)
-        return cls(manifest, weights, density_percentile)
+        return cls(manifest, weights, density_percentile, density_rule)
 
     @property
     def has_forecast(self) -> bool:
         return self.forecaster is not None
 
     def set_density_percentile(self, percentile: float) -> None:
-        """States below this percentile of training log-densities count as unfamiliar."""
-        table = self.calibration.get("log_density")
+        """The percentile rule's percentile (the rule in force stays as it is)."""
+        self.set_density_filter(percentile, self.density_rule)
+
+    def set_density_filter(self, percentile: float, rule: str) -> None:
+        """States below the rule's threshold count as unfamiliar (:mod:`scoremodel.density_rule`):
+        ``percentile``, below this percentile of training log-densities; ``reliability``, below
+        the log-density where the forecaster's validated skill degrades (no threshold, -inf,
+        where it never does). A model without the reliability measurement keeps the percentile
+        rule; ``density_rule_in_force`` says which rule set ``density_threshold``."""
+        self.density_rule = check_rule(rule)
         self.density_percentile = percentile
-        self.density_threshold = table.value_at(percentile) if table else -math.inf
+        self.density_rule_in_force = (
+            RELIABILITY if rule == RELIABILITY and self.reliability is not None else PERCENTILE
+        )
+        self.density_threshold = self.density_threshold_for(rule, percentile)
+
+    def density_threshold_for(self, rule: str, percentile: float) -> float:
+        """The log-density threshold ``rule`` gives this model (-inf: the filter flags nothing)."""
+        if check_rule(rule) == RELIABILITY and self.reliability is not None:
+            threshold = self.reliability["threshold"]
+            return -math.inf if threshold is None else float(threshold)
+        table = self.calibration.get("log_density")
+        return table.value_at(percentile) if table else -math.inf
 
     # ----- one bar ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scoremodel.calibration import CdfMap
 from scoremodel.calibration import QuantileTable
 from scoremodel.calibration import mean_shrinkage
 from scoremodel.checkpoint import library_versions
@@ -20,12 +21,15 @@ from scoremodel.cond_checkpoint import conditional_section
 from scoremodel.cond_data import prepare
 from scoremodel.cond_predictive import ConditionalModel
 from scoremodel.cond_predictive import predict_batch
+from scoremodel.cond_predictive import predictive_cdf
 from scoremodel.cond_training import ConditionalTrainConfig
 from scoremodel.cond_training import train_conditional
 from scoremodel.datasets import DEFAULT_FRACTIONS
 from scoremodel.datasets import MarketDataset
 from scoremodel.datasets import Split
 from scoremodel.datasets import chronological_split
+from scoremodel.density_rule import RELIABILITY_KEY
+from scoremodel.density_rule import validation_reliability
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import FeatureSpec
 from scoremodel.features import compute_features
@@ -122,7 +126,9 @@ def fit_model(
     }
     if conditional is not None:
         manifest["conditional"] = conditional_section(conditional, config.conditional.to_dict())
-    manifest["calibration"] = calibrate(ScoreModel(manifest, weights), states[split.train])
+    manifest["calibration"] = calibrate(
+        ScoreModel(manifest, weights), states[split.train], bars, config.fractions
+    )
     return ScoreModel(manifest, weights)
 
 
@@ -130,7 +136,14 @@ def fit_conditional(
     bars: pd.DataFrame, config: FitConfig, progress: bool = True
 ) -> tuple[ConditionalModel, dict]:
     """Train the conditional forecaster on the same chronological blocks (its own scaling from
-    the training block only); returns the model and its manifest record."""
+    the training block only); returns the model and its manifest record.
+
+    Its validation block then calibrates the predictive, per horizon, in this order: first the
+    mean's slope beta (``mean_shrinkage``: realised on predicted returns, clipped to [0, 1]),
+    then the CDF map g (:class:`scoremodel.calibration.CdfMap`) on the predictive as traded,
+    the model's law moved to the shrunk mean beta E[r]: g is the empirical CDF of the PITs
+    u_i = F_i(r_i + (1 - beta) E_i[r]). The model returned carries g; its manifest section
+    stores it (``conditional.cdf_map``)."""
     data = prepare(bars, config.horizons, config.context_len, config.fractions, config.spec)
     if progress:
         print(f"training the conditional forecaster: {len(data.train.target)} contexts")
@@ -146,10 +159,15 @@ def fit_conditional(
     model = ConditionalModel(result.network, result.state_dict, data.scaling)
     outcome = result.outcome
     states = compute_features(bars, config.spec)
-    predicted = predict_batch(model, states.to_numpy()).mean
+    raw = states.to_numpy()
+    predicted = predict_batch(model, raw).mean
     rows = states.index.get_indexer(data.val.index)
+    shrinkage = mean_shrinkage(predicted[rows], data.val.forward)
+    traded = np.full(predicted.shape, np.nan)  # r + (1 - beta) E[r]: F moved to beta E[r]
+    traded[rows] = data.val.forward + (1.0 - shrinkage) * predicted[rows]
+    model = replace(model, cdf_map=CdfMap.fit(predictive_cdf(model, raw, traded)[rows]))
     record = {
-        "mean_shrinkage": mean_shrinkage(predicted[rows], data.val.forward).tolist(),
+        "mean_shrinkage": shrinkage.tolist(),
         "best_epoch": outcome.best_epoch,
         "epochs_run": outcome.epochs_run,
         "best_val_loss": outcome.best_val_loss,
@@ -159,8 +177,17 @@ def fit_conditional(
     return model, record
 
 
-def calibrate(model: ScoreModel, train_states: np.ndarray) -> dict[str, dict]:
-    """Quantile tables of |signal| and log-density over the training states."""
+def calibrate(
+    model: ScoreModel,
+    train_states: np.ndarray,
+    bars: pd.DataFrame | None = None,
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+) -> dict[str, dict]:
+    """Quantile tables of |signal| and log-density over the training states; with the ``bars``
+    the model was trained on (split by ``fractions``) and a conditional forecaster, also the
+    density filter's reliability threshold, measured on the forecaster's validation block
+    (:func:`scoremodel.density_rule.validation_reliability`; ``density_reliability``, with the
+    threshold's percentile among training log-densities)."""
     scored = model.assess_batch(train_states, mode="score")
     tables = {
         "abs_score": QuantileTable.fit(np.abs(scored["signal"].to_numpy())),
@@ -169,7 +196,15 @@ def calibrate(model: ScoreModel, train_states: np.ndarray) -> dict[str, dict]:
     if model.has_forecast:
         forecast = model.assess_batch(train_states, mode="forecast")
         tables["forecast_edge"] = QuantileTable.fit(np.abs(forecast["signal"].to_numpy()))
-    return {name: table.to_dict() for name, table in tables.items()}
+    calibration: dict[str, dict] = {name: table.to_dict() for name, table in tables.items()}
+    reliability = None if bars is None else validation_reliability(model, bars, fractions)
+    if reliability is not None:
+        threshold = reliability["threshold"]
+        reliability["training_percentile"] = (
+            None if threshold is None else 100.0 * tables["log_density"].rank(threshold)
+        )
+        calibration[RELIABILITY_KEY] = reliability
+    return calibration
 
 
 def save_model(model: ScoreModel, directory: str | Path, *, overwrite: bool = False) -> Path:

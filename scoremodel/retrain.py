@@ -43,6 +43,7 @@ from scoremodel.cond_data import prepare
 from scoremodel.cond_predictive import predict_batch
 from scoremodel.cond_training import ConditionalTrainConfig
 from scoremodel.datasets import DEFAULT_FRACTIONS
+from scoremodel.density_rule import DEFAULT_DENSITY_RULE
 from scoremodel.features import DEFAULT_SPEC
 from scoremodel.features import compute_features
 from scoremodel.gaussian import crps_gaussian
@@ -179,6 +180,7 @@ class RetrainJob:
     due_ns: int = 0  # close time of the bar the retraining was due at
     activation_ns: int = 0  # close time of the first bar the candidate may decide
     density_percentile: float = 5.0
+    density_rule: str = DEFAULT_DENSITY_RULE  # scoremodel.density_rule
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,9 @@ def run_retrain(job: RetrainJob, current: ScoreModel | None = None) -> RetrainOu
     started = time.perf_counter()
     candidate = fit_model(job.bars, job.bar_type, job.fit, progress=False)
     if current is None and job.current_dir is not None:
-        current = ScoreModel.load(job.current_dir, DEFAULT_SPEC, job.density_percentile)
+        current = ScoreModel.load(
+            job.current_dir, DEFAULT_SPEC, job.density_percentile, job.density_rule
+        )
     verdict = (
         compare(candidate, current, job.bars, job.fit)
         if job.validate

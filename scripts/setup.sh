@@ -56,7 +56,7 @@ fi
 log="$VENV/setup.log"
 echo "setup: installing the pinned dependency set (constraints.txt); the first run downloads torch (several GB)"
 if ! { "$VENV/bin/python" -m pip install --quiet --upgrade pip \
-        && "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev]"; } >"$log" 2>&1; then
+        && "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev,docs]"; } >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "setup: pip failed; the full log is $log" >&2
     exit 1

@@ -23,6 +23,7 @@ from policy.decision import Decision
 from policy.decision import Policy
 from policy.edge import NO_VIEW
 from policy.edge import ForecastView
+from policy.edge import edge_confidence
 from policy.edge import shrink_view
 from policy.risk import RiskState
 from policy.settings import PolicySettings
@@ -35,6 +36,10 @@ from scoremodel.inference import ScoreModel
 from strategies.kill_switch import kill_switch_armed
 
 TRADED_HORIZON = -1  # edge mode trades the forecaster's longest horizon
+# the tags of the orders that are not a model's decision (a decision's: "model:<version id>",
+# strategies.retraining.ModelLifecycle.order_tag)
+STOP_TAG = "stop"
+KILL_SWITCH_TAG = "kill-switch"
 
 
 def lot_rules(instrument: object) -> LotRules:
@@ -76,6 +81,7 @@ class BarDecider:
         costs = settings.costs(fee=fee)  # the execution style's fee (policy.costs)
         self.forecaster: BarPredictor | None = None
         self._shrinkage = 1.0
+        self._cdf_map = None  # edge mode: the forecaster's validated CDF map g (None: identity)
         self._view = NO_VIEW
         horizon = 1
         self._recent: np.ndarray | None = None  # edge mode: the last L states, for a swap
@@ -85,6 +91,7 @@ class BarDecider:
             )
             horizon = model.conditional.horizons[TRADED_HORIZON]
             self._shrinkage = model.mean_shrinkage[TRADED_HORIZON]
+            self._cdf_map = model.conditional.horizon_map(TRADED_HORIZON)
             self._recent = np.zeros((model.conditional.context_len, DEFAULT_SPEC.dim))
         self._states_seen = 0  # since the start or the last gap
         self.policy = Policy(
@@ -153,6 +160,7 @@ class BarDecider:
             model.conditional, cost=self.policy.costs.round_trip, horizons=(TRADED_HORIZON,)
         )
         self._shrinkage = model.mean_shrinkage[TRADED_HORIZON]
+        self._cdf_map = model.conditional.horizon_map(TRADED_HORIZON)
         length = len(self._recent)
         for i in range(max(0, self._states_seen - length), self._states_seen):
             self.forecaster.update(self._recent[i % length])
@@ -200,6 +208,7 @@ class BarDecider:
                 float(forecaster.p_down_cost[k]),
                 self._shrinkage,
                 self.policy.costs,
+                self._cdf_map,
             )
         else:  # fewer than L states since the start or a gap: no view yet
             self._view = NO_VIEW
@@ -207,7 +216,7 @@ class BarDecider:
         return Assessment(
             direction=(view.mean > 0.0) - (view.mean < 0.0),
             signal=view.mean,
-            confidence=max(view.p_above_cost, view.p_below_cost),
+            confidence=edge_confidence(view),
             log_density=log_density,
             in_distribution=familiar,
             forecast_mean=view.mean,

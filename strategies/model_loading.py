@@ -33,4 +33,4 @@ def load_model_for(config: ScoreMatchingConfig) -> ScoreModel:
         signal_mode=config.signal_mode,
         allow_bar_type_mismatch=config.allow_bar_type_mismatch,
     )
-    return ScoreModel(manifest, weights, config.density_percentile)
+    return ScoreModel(manifest, weights, config.density_percentile, config.density_rule)

@@ -27,6 +27,7 @@ bars they decided.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import pickle
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import asdict
 from dataclasses import dataclass
@@ -96,7 +98,7 @@ class RetrainSettings:
     timeout_secs: float = setting(3_600.0, POSITIVE)  # live: a longer training is killed
     registry: str | None = setting(None, Nullable(PATH))  # versions' home (None: the model)
     drift_window: int = setting(500, Integer(30))  # bars the drift statistics cover
-    drift_check_every: int = setting(24, Integer(1))  # bars between drift checks
+    drift_check_every: int = setting(250, Integer(1))  # bars between drift checks
     drift_ks_alpha: float = setting(0.01, OPEN_FRACTION)  # PIT KS critical value's level
     drift_max_flagged: float = setting(0.3, Number(0, 1))  # density filter's share
     drift_vol_ratio: float = setting(2.0, Number(1, None, low_open=True))  # realised/predicted
@@ -162,44 +164,39 @@ RETRAIN_FIELDS = tuple(f.name for f in fields(RetrainSettings))
 
 
 class BarHistory:
-    """Every bar a strategy accepted, oldest first, in growable float64 columns."""
+    """Every bar a strategy accepted, oldest first (growable typed arrays: cheap per bar)."""
 
     COLUMNS = ("open", "high", "low", "close", "volume")
 
-    def __init__(self, capacity: int = 4_096) -> None:
-        self._ts = np.zeros(capacity, dtype=np.int64)
-        self._values = np.zeros((capacity, len(self.COLUMNS)))
-        self._n = 0
+    def __init__(self) -> None:
+        self._ts = array("q")
+        self._values = array("d")  # the COLUMNS of each bar, one after the other
 
     def __len__(self) -> int:
-        return self._n
+        return len(self._ts)
 
     def append(self, ts_ns: int, o: float, h: float, lo: float, c: float, v: float) -> None:
-        if self._n == len(self._ts):
-            self._ts = np.concatenate([self._ts, np.zeros_like(self._ts)])
-            self._values = np.concatenate([self._values, np.zeros_like(self._values)])
-        self._ts[self._n] = ts_ns
-        self._values[self._n] = (o, h, lo, c, v)
-        self._n += 1
+        self._ts.append(ts_ns)
+        self._values.extend((o, h, lo, c, v))
 
     def count_since(self, first_ns: int) -> int:
         """Bars closing at or after ``first_ns``."""
-        return self._n - int(np.searchsorted(self._ts[: self._n], first_ns))
+        return len(self._ts) - bisect.bisect_left(self._ts, first_ns)
 
     def frame(self, first_ns: int = 0) -> pd.DataFrame:
         """The bars closing at or after ``first_ns`` as a bar frame (index: close time, UTC)."""
-        start = int(np.searchsorted(self._ts[: self._n], first_ns))
-        index = pd.to_datetime(self._ts[start : self._n], unit="ns", utc=True)
-        return pd.DataFrame(self._values[start : self._n].copy(), index=index, columns=self.COLUMNS)
+        start = bisect.bisect_left(self._ts, first_ns)
+        width = len(self.COLUMNS)
+        values = np.frombuffer(self._values, dtype=np.float64).reshape(-1, width)[start:]
+        index = pd.to_datetime(np.frombuffer(self._ts, dtype=np.int64)[start:], unit="ns", utc=True)
+        return pd.DataFrame(values.copy(), index=index, columns=self.COLUMNS)
 
     def drop_before(self, first_ns: int) -> None:
         """Forget the bars closing before ``first_ns`` (a rolling window needs no more)."""
-        start = int(np.searchsorted(self._ts[: self._n], first_ns))
+        start = bisect.bisect_left(self._ts, first_ns)
         if start:
-            kept = self._n - start
-            self._ts[:kept] = self._ts[start : self._n]
-            self._values[:kept] = self._values[start : self._n]
-            self._n = kept
+            del self._ts[:start]
+            del self._values[: start * len(self.COLUMNS)]
 
 
 # ----- where a retraining runs ------------------------------------------------------------------
@@ -364,6 +361,7 @@ class ModelLifecycle:
         bar_type: str,
         signal_mode: str,
         density_percentile: float,
+        density_rule: str,
         trainer: Trainer,
         resume: bool,
         log: Callable[[str], None] = print,
@@ -383,13 +381,14 @@ class ModelLifecycle:
         resumed = self.registry.current_id() if resume else None  # live restarts only
         if resumed is not None and resumed != version_id(model.manifest):
             manifest, weights = self.registry.load(resumed)  # a restart resumes with it
-            model = ScoreModel(manifest, weights, density_percentile)
+            model = ScoreModel(manifest, weights, density_percentile, density_rule)
             self.model_dir = self.registry.versions_dir / resumed
             reason = f"the current version of {self.registry.root} (resumed)"
         self.model = model
         self.fit = fit_config_of(model.manifest, signal_mode, settings.epochs, settings.threads)
         self.bar_type = bar_type
         self.density_percentile = density_percentile
+        self.density_rule = density_rule
         self.trainer = trainer
         self.log, self.warn = log, warn
         self.history = BarHistory()
@@ -440,8 +439,9 @@ class ModelLifecycle:
         self.history.append(ts_ns, o, h, lo, c, v)
 
     def model_for(self, ts_ns: int) -> ScoreModel | None:
-        """The model to decide with from this bar on, when a promoted one is due now."""
-        self.poll()
+        """The model to decide with from this bar on, when a promoted one is due now (a
+        finished retraining is collected off the bar path: right after it in a backtest, on
+        the live node's timer)."""
         if self._pending is None or ts_ns < self._pending[0]:
             return None
         activation, model, use = self._pending
@@ -529,6 +529,7 @@ class ModelLifecycle:
             due_ns=ts_ns,
             activation_ns=schedule.activation_ns(ts_ns),
             density_percentile=self.density_percentile,
+            density_rule=self.density_rule,
         )
         self.log(f"retraining on {len(job.bars):,} bars up to {pd.Timestamp(ts_ns, tz='UTC')}")
         self._job = job
@@ -566,7 +567,7 @@ class ModelLifecycle:
             self._prune()
             return
         manifest, weights = self.registry.load(result.identity)
-        model = ScoreModel(manifest, weights, self.density_percentile)
+        model = ScoreModel(manifest, weights, self.density_percentile, self.density_rule)
         self._pending = (job.activation_ns, model, len(self.uses) - 1)
         self.log(
             f"model version {result.identity} promoted ({result.reason}); it decides from "

@@ -56,12 +56,16 @@ from policy.costs import maker_limit_price
 from policy.decision import Decision
 from policy.decision import Policy
 from policy.risk import RiskState
+from policy.settings import ACTS_IN
 from policy.settings import DEFAULT_POLICY
 from policy.settings import PolicySettings
+from policy.settings import inactive_settings
 from scoremodel.cond_predictive import BarPredictor
 from scoremodel.inference import SIGNAL_MODES
 from scoremodel.inference import Assessment
 from scoremodel.inference import ScoreModel
+from strategies.bar_decider import KILL_SWITCH_TAG
+from strategies.bar_decider import STOP_TAG
 from strategies.bar_decider import BarDecider
 from strategies.bar_decider import lot_rules
 from strategies.decision_record import DiagnosticsRecorder
@@ -81,10 +85,7 @@ from strategies.state_file import parse_risk_state
 
 RISK_STATE_KEY = "risk_state"
 KILL_SWITCH_TIMER = "kill-switch"
-RETRAIN_TIMER = "retrain-poll"
-# the tags of orders that are not a model's decision (those carry "model:<version id>")
-STOP_TAG = "stop"
-KILL_SWITCH_TAG = "kill-switch"  # live: collect a finished training off the bar path
+RETRAIN_TIMER = "retrain-poll"  # live: collect a finished training off the bar path
 
 
 class ScoreMatchingConfig(StrategyConfig, frozen=True):
@@ -105,13 +106,26 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
         "score": sign of the score's return component (the chapter's contrarian signal);
         "forecast": P(up) - 0.5 of the joint model read on a grid (superseded by "edge").
     density_percentile : float, default 5.0
-        States whose log-density is below this percentile of training states are unfamiliar.
+        The percentile rule: states whose log-density is below this percentile of training
+        states are unfamiliar.
+    density_rule : str, default "reliability"
+        How the density filter's threshold is set (:mod:`scoremodel.density_rule`):
+        "percentile", ``density_percentile`` of training log-densities; "reliability", the
+        log-density below which the conditional forecaster's CRPS skill (against a
+        rolling-volatility Gaussian) degrades significantly on its validation block, stored in
+        the model's manifest at training (none found: the filter flags nothing). A model saved
+        without that measurement keeps the percentile rule.
     min_confidence : float, default 0.6
-        Minimum calibrated confidence (percentile of |signal| among training states, 0-1).
+        Minimum confidence, 0-1. Score and forecast modes: the percentile of |signal| among
+        training states. Edge mode: the probability that the trade clears its round-trip cost,
+        P(r > c) for a long, P(r < -c) for a short, read from the forecaster's predictive
+        distribution (its mean shrunk by the validated slope).
     consistency_bars : PositiveInt, default 3
-        The model's direction must be the same on this many consecutive bars.
+        Score and forecast modes: the model's direction must be the same on this many
+        consecutive bars (edge mode holds for the forecast's horizon instead).
     hold_when_blocked : bool, default False
-        Keep the current position when only confidence/consistency block (else go flat).
+        Score and forecast modes: keep the current position when only confidence/consistency
+        block (else go flat).
     target_annual_vol : float, default 0.30
         Target annualised volatility of equity (annualised for the bar frequency, 24/7).
     max_leverage : float, default 2.0
@@ -120,10 +134,12 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
         Cap on |notional| in the settlement currency.
     no_trade_band : float, default 0.05
         Position changes smaller than this fraction of equity are not traded.
-    edge_margin, min_edge_probability, kelly_fraction, slippage
-        Forecast mode: trade only an edge that beats the round-trip cost (the venue's fee plus
-        ``slippage`` per side) by ``edge_margin``, with at least ``min_edge_probability``;
-        size by ``kelly_fraction`` of the Kelly leverage; see :mod:`policy.edge`.
+    edge_margin, kelly_fraction, slippage
+        Edge mode: trade only an edge that beats the round-trip cost (the venue's fee plus
+        ``slippage`` per side) by ``edge_margin``, with at least ``min_confidence``; size by
+        ``kelly_fraction`` of the Kelly leverage; see :mod:`policy.edge`. A setting that does
+        nothing in the chosen mode (these in score mode, ``consistency_bars`` and
+        ``hold_when_blocked`` in edge mode) is refused when set to anything but its default.
     max_drawdown, reduce_drawdown, daily_loss_limit, resume_after_halt, halt_cooldown_hours
         Risk rules, see :mod:`policy.risk`.
     warmup_from_history : bool, default True
@@ -181,6 +197,7 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
     signal_mode: str = "edge"
     # the policy's settings (policy.settings.PolicySettings holds the defaults)
     density_percentile: float = DEFAULT_POLICY.density_percentile
+    density_rule: str = DEFAULT_POLICY.density_rule
     min_confidence: float = DEFAULT_POLICY.min_confidence
     consistency_bars: PositiveInt = DEFAULT_POLICY.consistency_bars
     hold_when_blocked: bool = DEFAULT_POLICY.hold_when_blocked
@@ -189,7 +206,6 @@ class ScoreMatchingConfig(StrategyConfig, frozen=True):
     max_notional: float | None = DEFAULT_POLICY.max_notional
     no_trade_band: float = DEFAULT_POLICY.no_trade_band
     edge_margin: float = DEFAULT_POLICY.edge_margin
-    min_edge_probability: float = DEFAULT_POLICY.min_edge_probability
     kelly_fraction: float = DEFAULT_POLICY.kelly_fraction
     slippage: float = DEFAULT_POLICY.slippage
     max_drawdown: float = DEFAULT_POLICY.max_drawdown
@@ -305,7 +321,7 @@ class ScoreMatchingStrategy(Strategy):
         self.log.info(
             f"model {self.config.model_path} version {self.lifecycle.version} "
             f"({self.config.signal_mode} mode), density threshold "
-            f"{self.model.density_threshold:.3f} (p{self.config.density_percentile:g})",
+            f"{self.model.density_threshold:.3f} ({self.model.density_rule_in_force} rule)",
             LogColor.BLUE,
         )
         if self.config.state_path:
@@ -399,6 +415,7 @@ class ScoreMatchingStrategy(Strategy):
             bar_type=str(self.config.bar_type),
             signal_mode=self.config.signal_mode,
             density_percentile=self.config.density_percentile,
+            density_rule=self.config.density_rule,
             trainer=InlineTrainer() if self._backtesting else ProcessTrainer(settings.timeout_secs),
             resume=not self._backtesting,  # a backtest never starts from a later model
             log=lambda line: self.log.info(line, LogColor.BLUE),
@@ -674,6 +691,13 @@ def validate_config(config: ScoreMatchingConfig) -> PolicySettings:
             )
         except Rejected:
             raise ValueError(f"{name} = {value!r} is invalid; expected {rule.allowed}") from None
+    inactive = inactive_settings(config, config.signal_mode)
+    if inactive:
+        name = inactive[0]
+        raise ValueError(
+            f"{name} = {getattr(config, name)!r} does nothing in {config.signal_mode} mode (it "
+            f"acts in {' and '.join(ACTS_IN[name])} mode); remove it or set signal_mode"
+        )
     return PolicySettings.from_fields(config)
 
 

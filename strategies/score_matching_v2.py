@@ -52,6 +52,8 @@ from policy.costs import execution_fee
 from policy.costs import maker_limit_price
 from policy.decision import Decision
 from policy.settings import PolicySettings
+from strategies.bar_decider import KILL_SWITCH_TAG
+from strategies.bar_decider import STOP_TAG
 from strategies.bar_decider import BarDecider
 from strategies.bar_decider import lot_rules
 from strategies.decision_record import DiagnosticsRecorder
@@ -130,6 +132,10 @@ class ScoreMatchingV2Config:
     @property
     def density_percentile(self) -> float:  # read by strategies.model_loading
         return self.policy.density_percentile
+
+    @property
+    def density_rule(self) -> str:  # the density filter's rule (scoremodel.density_rule)
+        return self.policy.density_rule
 
 
 class ScoreMatchingStrategyV2(Strategy):
@@ -230,6 +236,7 @@ class ScoreMatchingStrategyV2(Strategy):
             bar_type=config.bar_type,
             signal_mode=config.signal_mode,
             density_percentile=config.policy.density_percentile,
+            density_rule=config.policy.density_rule,
             trainer=InlineTrainer()
             if config.inline_training
             else ProcessTrainer(settings.timeout_secs),
@@ -308,7 +315,7 @@ class ScoreMatchingStrategyV2(Strategy):
             self.cancel_all_orders(self.instrument_id)
             if self._risk_file is not None:
                 self._risk_file.save_if_changed(self.decider.policy.risk)
-        self._close_when_nothing_pending(reduce_only=True)
+        self._close_when_nothing_pending(reduce_only=True, tag=KILL_SWITCH_TAG)
 
     def request_kill(self) -> None:
         """Halt, cancel and flatten at the next kill switch check whether or not the kill
@@ -332,7 +339,9 @@ class ScoreMatchingStrategyV2(Strategy):
             )
         elif self.settings.close_positions_on_stop:
             self.close_all_positions(
-                self.instrument_id, reduce_only=self.settings.reduce_only_on_stop
+                self.instrument_id,
+                reduce_only=self.settings.reduce_only_on_stop,
+                tags=[STOP_TAG],  # not a model's decision: the stop's
             )
         self.unsubscribe_bars(self.bar_type)
         if self.settings.subscribe_quotes:
@@ -472,10 +481,11 @@ class ScoreMatchingStrategyV2(Strategy):
         """After the stop, while the node waits for residual events: close the position once no
         order of the strategy is pending, a fill in flight at the stop included (2.0 calls no
         handler of a stopped strategy, but its timers still run)."""
-        if self._close_when_nothing_pending(reduce_only=self.settings.reduce_only_on_stop):
+        reduce_only = self.settings.reduce_only_on_stop
+        if self._close_when_nothing_pending(reduce_only=reduce_only, tag=STOP_TAG):
             self.log.info("stopped: closing the position")
 
-    def _close_when_nothing_pending(self, reduce_only: bool) -> bool:
+    def _close_when_nothing_pending(self, reduce_only: bool, tag: str) -> bool:
         """Close this strategy's position unless one of its orders is still pending (a fill in
         flight may still change it); True when a close was sent."""
         mine = {"instrument_id": self.instrument_id, "strategy_id": self.strategy_id}
@@ -483,7 +493,7 @@ class ScoreMatchingStrategyV2(Strategy):
             return False
         if not self.cache.positions_open(**mine):
             return False
-        self.close_all_positions(self.instrument_id, reduce_only=reduce_only)
+        self.close_all_positions(self.instrument_id, reduce_only=reduce_only, tags=[tag])
         return True
 
     def _position_and_equity(self, price: float) -> tuple[float, float]:

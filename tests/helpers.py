@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -56,3 +57,16 @@ def edit_manifest(model: Path, edit: Callable[[dict], object], reseal: bool = Tr
     if reseal:
         manifest[MANIFEST_DIGEST] = manifest_digest(manifest)
     path.write_text(json.dumps(manifest))
+
+
+def snapshot(*roots: Path) -> dict[str, str]:
+    """Every directory and file under ``roots``: path -> "dir" or the file's SHA-256 (what a
+    command must leave unchanged)."""
+    found: dict[str, str] = {}
+    for root in roots:
+        found[str(root)] = "dir" if root.is_dir() else "absent"
+        for path in sorted(root.rglob("*")):
+            found[str(path)] = (
+                "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+            )
+    return found

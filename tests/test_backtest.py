@@ -19,8 +19,9 @@ from strategies.diagnostics import DIAGNOSTICS_DATA_TYPE
 from strategies.diagnostics import ScoreMatchingDiagnostics
 from tests.conftest import BAR_TYPE
 
-# A permissive configuration trades often enough for the assertions below.
-ACTIVE = {"min_confidence": 0.5, "consistency_bars": 2}
+# A permissive configuration trades often enough for the assertions below; the percentile
+# density rule (the reliability rule finds no unreliable density region on this market).
+ACTIVE = {"min_confidence": 0.5, "consistency_bars": 2, "density_rule": "percentile"}
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_orders_fill_at_the_next_bars_open_not_the_signal_bar_close(outcome):
 
 def test_engine_signals_equal_the_batch_computation(outcome, trained_model):
     diagnostics = outcome.strategy.recorder.frame()
-    model = ScoreModel.load(trained_model)
+    model = ScoreModel.load(trained_model, density_rule=ACTIVE["density_rule"])
     bars = read_bars_frame(outcome.run.backtest.catalog, BAR_TYPE)
     states = compute_features(bars).loc[diagnostics.index]
     batch = model.assess_batch(states)

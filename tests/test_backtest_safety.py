@@ -8,7 +8,6 @@ that no file under the user's directories or the working directory changed or ap
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import shutil
 from collections.abc import Callable
@@ -31,20 +30,9 @@ from scoremodel.inference import ScoreModel
 from strategies.score_matching import ScoreMatchingConfig
 from tests.conftest import BAR_TYPE
 from tests.helpers import edit_manifest
+from tests.helpers import snapshot
 
 FIVE_MINUTE = "BTCUSDT-LINEAR.BYBIT-5-MINUTE-LAST-EXTERNAL"
-
-
-def snapshot(*roots: Path) -> dict[str, str]:
-    """Every directory and file under ``roots``: path -> "dir" or the file's SHA-256."""
-    found: dict[str, str] = {}
-    for root in roots:
-        found[str(root)] = "dir" if root.is_dir() else "absent"
-        for path in sorted(root.rglob("*")):
-            found[str(path)] = (
-                "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
-            )
-    return found
 
 
 def refuse_training(*args, **kwargs):
@@ -260,6 +248,18 @@ def test_the_defaults_own_unusable_model_is_retrained_there_and_said_so(
         (
             "strategy:\n  reduce_drawdown: 0.3\n",
             "strategy.reduce_drawdown = 0.3 must be at most max_drawdown = 0.2",
+        ),
+        (
+            "strategy:\n  signal_mode: edge\n  consistency_bars: 5\n",
+            "strategy.consistency_bars = 5 does nothing in edge mode",
+        ),
+        (
+            "strategy:\n  signal_mode: score\n  kelly_fraction: 0.5\n",
+            "strategy.kelly_fraction = 0.5 does nothing in score mode",
+        ),
+        (
+            "strategy:\n  min_edge_probability: 0.5\n",
+            "strategy.min_edge_probability was replaced by min_confidence",
         ),
         ("strategy:\n  signal_mode: scores\n", "expected one of score, forecast, edge"),
         ("strategy:\n  consistency_bars: 2.5\n", "expected a whole number >= 1"),

@@ -190,7 +190,7 @@ def test_prices_finer_than_the_tick_are_an_error_unless_rounding_is_asked_for(
     fine = bars.iloc[:20].copy()
     fine.loc[fine.index[3], ["high", "close"]] += 0.004
 
-    with pytest.raises(PrecisionError, match="1 bar\\(s\\) have prices with more than 2 decimals"):
+    with pytest.raises(PrecisionError, match="1 bar\\(s\\) have prices off the tick"):
         write_bars(catalog_dir, fine, btc, "1min")
     result = write_bars_detailed(catalog_dir, fine, btc, "1min", round_prices=True)
 

@@ -13,6 +13,20 @@ from catalogs.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BAR_TYPE_1M = "BTCUSDT-LINEAR.BYBIT-1-MINUTE-LAST-EXTERNAL"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# Every bar file of ../shared/data: (symbol, file, interval, extra import-csv arguments). ADA's
+# early prices have 5 decimals (Bybit's ADAUSDT tick is 0.0001), BCH's are on a 0.01 grid
+# (Bybit's tick is 0.05) and the BTC file has four prices finer than 0.1, hence --round-prices
+# (onto the tick); volumes are rounded to the lot step anyway.
+SHARED_BAR_FILES = [
+    ("BTCUSDT", "btcusdt_perp_1m_2022-01.csv", "1min", ["--round-prices"]),
+    ("LTCUSDT", "real/LTCUSDT_1h_binance-usdm-perp.csv", "1h", []),
+    ("XRPUSDT", "real/XRPUSDT_1h_binance-usdm-perp.csv", "1h", []),
+    ("ADAUSDT", "real/ADAUSDT_1h_binance-usdm-perp.csv", "1h", ["--round-prices"]),
+    ("BCHUSDT", "real/BCHUSDT_1h_binance-usdm-perp.csv", "1h", ["--round-prices"]),
+    ("SOLUSDT", "real/SOLUSDT_5m_binance-usdm-perp.csv", "5min", []),
+    ("DOGEUSDT", "real/DOGEUSDT_5m_binance-usdm-perp.csv", "5min", []),
+]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -95,7 +109,9 @@ def test_import_csv_missing_column_mapping_is_explained(
     assert "no 'volume' column found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["synth", "import-csv", "fetch", "info"])
+@pytest.mark.parametrize(
+    "command", ["synth", "import-csv", "import-funding", "fetch", "fetch-funding", "info"]
+)
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main([command, "--help"])
@@ -128,3 +144,41 @@ def test_synth_planted_writes_the_demo_market_on_the_tick_grid(
     # prices rounded to the 0.1 tick, nothing else changed
     assert np.abs(stored["close"].to_numpy() - planted["close"].to_numpy()).max() <= 0.05 + 1e-9
     assert "synthetic funding rates" in capsys.readouterr().out
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    ("symbol", "name", "interval", "extra"), SHARED_BAR_FILES, ids=[f[0] for f in SHARED_BAR_FILES]
+)
+def test_import_csv_takes_the_first_2000_rows_of_every_shared_bar_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], symbol, name, interval, extra
+) -> None:
+    from catalogs.bars import bar_type_string
+    from catalogs.catalog import read_bars_frame
+    from catalogs.instruments import make_perpetual
+
+    source = SHARED_DATA / name
+    if not source.is_file():
+        pytest.skip(f"shared data not found at {source}")
+    with source.open() as lines:
+        head = "".join(next(lines) for _ in range(2_001))  # the header and 2,000 bars
+    csv = tmp_path / source.name
+    csv.write_text(head)
+    catalog = tmp_path / "catalog"
+
+    args = ["import-csv", str(csv), "--symbol", symbol, "--interval", interval]
+    code = main([*args, "--catalog", str(catalog), *extra])
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "wrote 2,000 bars" in captured.out
+    instrument = make_perpetual(symbol)
+    stored = read_bars_frame(catalog, bar_type_string(instrument.id, interval))
+    assert len(stored) == 2_000
+    # stored at the instrument's precisions: prices to the tick's decimals, volumes to the lot's
+    for columns, precision in [
+        (["open", "high", "low", "close"], instrument.price_precision),
+        (["volume"], instrument.size_precision),
+    ]:
+        scaled = stored[columns].to_numpy() * 10.0**precision
+        assert np.allclose(scaled, np.round(scaled), rtol=0, atol=1e-6)

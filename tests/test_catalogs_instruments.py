@@ -31,8 +31,11 @@ def test_btcusdt_spec_matches_bybit_contract_values() -> None:
     assert spec.margin_init == 1 / spec.max_leverage
 
 
-def test_builtin_specs_cover_the_main_perpetuals() -> None:
+def test_builtin_specs_cover_the_main_perpetuals_and_every_shared_data_symbol() -> None:
     assert {"BTCUSDT", "ETHUSDT", "SOLUSDT"} <= set(BYBIT_LINEAR_SPECS)
+    # ../shared/data and ../shared/data/real (Binance bars mapped onto Bybit's instrument)
+    shared = {"BTCUSDT", "LTCUSDT", "XRPUSDT", "ADAUSDT", "BCHUSDT", "SOLUSDT", "DOGEUSDT"}
+    assert shared <= set(BYBIT_LINEAR_SPECS)
     for symbol, spec in BYBIT_LINEAR_SPECS.items():
         assert spec.symbol == symbol
         assert spec.quote == "USDT"
@@ -70,12 +73,46 @@ def test_every_builtin_spec_makes_a_consistent_instrument(symbol: str) -> None:
 
 def test_unknown_symbol_lists_known_symbols_and_suggests_a_spec() -> None:
     with pytest.raises(UnknownInstrumentError) as caught:
-        make_perpetual("DOGEUSDT")
+        make_perpetual("PEPEUSDT")
 
     message = str(caught.value)
-    assert "'DOGEUSDT'" in message
-    assert "BTCUSDT, ETHUSDT, SOLUSDT" in message
+    assert "'PEPEUSDT'" in message
+    assert "ADAUSDT, BCHUSDT, BTCUSDT, DOGEUSDT, ETHUSDT, LTCUSDT, SOLUSDT, XRPUSDT" in message
     assert "spec=InstrumentSpec" in message
+
+
+# Bybit's linear contract values (catalogs/instruments.py names the source of each): tick,
+# qty step, min qty, max (limit) qty, max market qty, min notional, max leverage, first-tier
+# maintenance margin rate.
+NEW_SPECS = {
+    "LTCUSDT": ("0.01", "0.1", "0.1", "28740", "6160", "5", "50", "0.01"),
+    "XRPUSDT": ("0.0001", "1", "1", "10965300", "2467800", "5", "75", "0.0067"),
+    "ADAUSDT": ("0.0001", "1", "1", "6315500", "1109600", "5", "75", "0.0067"),
+    "BCHUSDT": ("0.05", "0.01", "0.01", "600", "600", "5", "50", "0.01"),
+    "DOGEUSDT": ("0.00001", "1", "1", "43678900", "5991100", "5", "75", "0.0067"),
+}
+
+
+@pytest.mark.parametrize("symbol", sorted(NEW_SPECS))
+def test_make_perpetual_gives_bybits_tick_and_lot_for_the_shared_data_symbols(symbol: str) -> None:
+    tick, step, min_qty, max_qty, max_market, min_notional, leverage, maint = NEW_SPECS[symbol]
+    spec = BYBIT_LINEAR_SPECS[symbol]
+    instrument = make_perpetual(symbol)
+
+    assert str(instrument.id) == f"{symbol}-LINEAR.BYBIT"
+    assert str(instrument.base_currency) == symbol.removesuffix("USDT")
+    assert instrument.price_increment == Price.from_str(tick)
+    assert instrument.price_precision == Price.from_str(tick).precision
+    assert instrument.size_increment == Quantity.from_str(step)
+    assert instrument.lot_size == Quantity.from_str(step)
+    assert instrument.min_quantity.as_decimal() == Decimal(min_qty)
+    assert instrument.max_quantity.as_decimal() == Decimal(max_qty)
+    assert spec.max_market_qty == Decimal(max_market)
+    assert instrument.min_notional == Money(Decimal(min_notional), instrument.quote_currency)
+    assert spec.max_leverage == Decimal(leverage)
+    assert instrument.margin_init == 1 / Decimal(leverage)
+    assert instrument.margin_maint == Decimal(maint)
+    assert (instrument.maker_fee, instrument.taker_fee) == (Decimal("0.0002"), Decimal("0.00055"))
 
 
 def test_custom_spec_builds_an_instrument_for_any_symbol() -> None:

@@ -452,7 +452,8 @@ def test_a_missing_column_names_the_column_flag(tmp_path, workdir, capsys):
 def test_an_unknown_symbol_names_the_symbol_flag(workdir, capsys):
     argv = ["synth", "--symbol", "FOOUSDT", "--bars", "50", "--catalog", str(workdir / "cat")]
     line = fails_cleanly(capsys, catalogs_cli.main, argv, workdir, progress=True)
-    assert "known symbols: BTCUSDT, ETHUSDT, SOLUSDT; give one of them with --symbol" in line
+    assert "known symbols: ADAUSDT, BCHUSDT, BTCUSDT, DOGEUSDT, ETHUSDT" in line
+    assert "give one of them with --symbol" in line
 
 
 def test_a_missing_instrument_names_the_import_command(tmp_path):

@@ -14,6 +14,7 @@ from catalogs.planted import demo_preset
 from catalogs.planted import generate_planted
 from catalogs.planted import preset
 from evaluation.metrics import information_coefficient
+from scoremodel.calibration import CdfMap
 from scoremodel.checkpoint import CheckpointError
 from scoremodel.cond_checkpoint import load_conditional
 from scoremodel.cond_checkpoint import save_conditional
@@ -33,6 +34,7 @@ from scoremodel.features import compute_features
 from scoremodel.forecast import QUANTILES
 from scoremodel.gaussian import norm_cdf
 from scoremodel.normalise import Normaliser
+from tests.helpers import edit_manifest
 
 PREDICTIVE = PredictiveConfig()
 COST = 0.3  # in the target's units for the analytic tests
@@ -149,8 +151,17 @@ def random_model(context_len=4, horizons=(1, 3), n_features=5, seed=0) -> Condit
     )
 
 
-def test_batch_and_per_bar_paths_agree():
+def skewed_map(n_horizons: int, seed: int = 0) -> CdfMap:
+    """A CDF map far from the identity (PITs of a predictive too wide and off-centre)."""
+    rng = np.random.default_rng(seed)
+    return CdfMap.fit(rng.beta(1.6, 2.2, size=(4_000, n_horizons)))
+
+
+@pytest.mark.parametrize("calibrated", [False, True], ids=["no map", "cdf map"])
+def test_batch_and_per_bar_paths_agree(calibrated):
     model = random_model()
+    if calibrated:
+        model = dataclasses.replace(model, cdf_map=skewed_map(model.network.n_horizons))
     rng = np.random.default_rng(1)
     states = np.column_stack([rng.normal(size=(300, 4)), 0.5 + rng.random(300)])
     batch = predict_batch(model, states, cost=0.2)
@@ -171,7 +182,7 @@ def test_batch_and_per_bar_paths_agree():
 def test_per_bar_path_computes_only_the_horizons_asked_for():
     """The strategy trades one horizon; the others are not computed (NaN), the one asked for
     equals the full computation."""
-    model = random_model()
+    model = dataclasses.replace(random_model(), cdf_map=skewed_map(2, seed=1))
     rng = np.random.default_rng(2)
     states = np.column_stack([rng.normal(size=(60, 4)), 0.5 + rng.random(60)])
     every, last = BarPredictor(model, cost=0.2), BarPredictor(model, cost=0.2, horizons=(-1,))
@@ -240,6 +251,45 @@ def test_manifest_round_trip_keeps_l_and_horizons_and_refuses_a_mismatch(tmp_pat
         load_conditional(tmp_path / "model", context_len=8)
     with pytest.raises(CheckpointError, match=r"horizons \[1, 3\], but \[1, 6\]"):
         load_conditional(tmp_path / "model", horizons=(1, 6))
+
+
+def test_the_cdf_map_round_trips_and_a_manifest_without_one_loads_as_the_identity(tmp_path):
+    """A model's CDF map is saved in the conditional section and read back; a manifest written
+    before the map existed (no ``conditional.cdf_map``) loads with the identity: the same
+    predictive as the model without a map."""
+    bare = random_model(context_len=4, horizons=(1, 3))
+    model = dataclasses.replace(bare, cdf_map=skewed_map(2))
+    save_conditional(tmp_path / "model", model)
+    loaded = load_conditional(tmp_path / "model")
+    assert np.array_equal(loaded.cdf_map.knots, model.cdf_map.knots)
+    assert loaded.cdf_map.rows == model.cdf_map.rows == 4_000
+    states = np.column_stack([np.random.default_rng(3).normal(size=(80, 4)), np.ones(80)])
+    mapped = predict_batch(model, states)
+    assert np.array_equal(predict_batch(loaded, states).quantiles, mapped.quantiles, equal_nan=True)
+    edit_manifest(tmp_path / "model", lambda manifest: manifest["conditional"].pop("cdf_map"))
+    old = load_conditional(tmp_path / "model")
+    assert old.cdf_map is None and old.horizon_map(-1) is None
+    unmapped = predict_batch(bare, states)
+    for name in ("mean", "std", "quantiles", "p_up", "p_up_cost", "p_down_cost"):
+        assert np.array_equal(getattr(predict_batch(old, states), name),
+                              getattr(unmapped, name), equal_nan=True), name  # fmt: skip
+    ready = slice(3, None)
+    assert np.abs(mapped.quantiles[ready] - unmapped.quantiles[ready]).max() > 1e-3
+    assert np.array_equal(mapped.mean, unmapped.mean, equal_nan=True)  # g leaves the mean
+
+    def mismatched(manifest: dict) -> None:
+        manifest["conditional"]["cdf_map"] = skewed_map(3).to_dict()
+
+    edit_manifest(tmp_path / "model", mismatched)
+    with pytest.raises(CheckpointError, match="cdf_map has 3 horizons, the model 2"):
+        load_conditional(tmp_path / "model")
+
+    def broken(manifest: dict) -> None:
+        manifest["conditional"]["cdf_map"] = {"pit_quantiles": [[0.0, 0.7, 0.4, 1.0]] * 2}
+
+    edit_manifest(tmp_path / "model", broken)
+    with pytest.raises(CheckpointError, match=r"conditional\.cdf_map is not a CDF map"):
+        load_conditional(tmp_path / "model")
 
 
 def test_trained_model_has_a_clearly_positive_out_of_sample_ic_on_a_planted_market():

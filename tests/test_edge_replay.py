@@ -48,7 +48,9 @@ def unshrunk_model(trained_model, tmp_path):
 
 @pytest.mark.slow
 def test_the_policy_replays_every_edge_mode_decision_of_the_strategy(run_config, unshrunk_model):
-    run = run_config(model_path=str(unshrunk_model), signal_mode="edge", edge_margin=0.0)
+    run = run_config(
+        model_path=str(unshrunk_model), signal_mode="edge", edge_margin=0.0, min_confidence=0.5
+    )
     outcome = run_backtest(run)
     record = outcome.strategy.recorder.frame()
     instrument = outcome.strategy.instrument

@@ -1,10 +1,12 @@
 """Funding: catalog storage and validation, the synthetic series, the engine's FundingModule
-(against a hand computation), the report's figures, and `fetch-funding` through the Bybit
-emulator with real ccxt."""
+(against a hand computation), the report's figures, `fetch-funding` through the Bybit
+emulator with real ccxt, and `import-funding` of timestamp,rate CSV files (the shared real
+ones when ../shared/data/real is there)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -38,9 +40,11 @@ from catalogs.funding import read_funding
 from catalogs.funding import synthetic_funding
 from catalogs.funding import validate_funding
 from catalogs.funding import write_funding
+from catalogs.instruments import BYBIT_LINEAR_SPECS
 from runtime.funding import FundingModule
 from tests.bybit_emulator import EmulatorConfig
 from tests.bybit_emulator import EmulatorServer
+from tests.helpers import snapshot
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INSTRUMENT = "BTCUSDT-LINEAR.BYBIT"
@@ -388,3 +392,301 @@ def test_the_embedded_default_catalog_gets_its_funding_with_its_bars(tmp_path, m
     rates = read_funding(DEFAULT_CATALOG, INSTRUMENT)
     assert len(bars) == 100 and len(rates) == 12  # every 8 h within the 100 bars
     pd.testing.assert_series_equal(rates, synthetic_funding(bars, seed=7), check_freq=False)
+
+
+# -- import-funding: timestamp,rate CSV files ----------------------------------------------------
+
+REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "real"
+HEADER = "timestamp,rate\n"
+BASE_ROWS = (
+    "2024-01-01T00:00:00Z,0.0001\n"
+    "2024-01-01T08:00:00Z,-0.00012345\n"
+    "2024-01-01T16:00:00Z,0.003\n"
+    "2024-01-02T00:00:00Z,-8.207e-05\n"
+)
+BASE_RATES = [0.0001, -0.00012345, 0.003, -0.00008207]
+XRP = "XRPUSDT-LINEAR.BYBIT"
+
+
+def import_funding(capsys, *args: str) -> tuple[int, str, str]:
+    from catalogs.cli import main
+
+    status = main(["import-funding", *args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def funding_csv(tmp_path: Path, text: str, name: str = "funding.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_import_funding_writes_the_rates_and_a_rerun_writes_nothing(tmp_path, capsys):
+    catalog = tmp_path / "catalog"
+    csv = funding_csv(tmp_path, HEADER + BASE_ROWS + "2024-01-02T00:00:00Z,-8.207e-05\n")
+    args = (str(csv), "--symbol", "XRPUSDT", "--catalog", str(catalog))
+
+    status, out, err = import_funding(capsys, *args)
+    assert status == 0, err
+    assert "XRPUSDT-LINEAR.BYBIT funding every 8 h (the median spacing of the file's times)" in out
+    assert "wrote 4 funding rate(s), 2024-01-01 00:00 UTC .. 2024-01-02 00:00 UTC" in out
+    assert "dropped 1 duplicate row(s)" in out and "no gaps" in out
+    assert "stored the instrument definition XRPUSDT-LINEAR.BYBIT" in out
+    stored = read_funding(catalog, XRP)
+    assert stored.tolist() == BASE_RATES
+    assert list(stored.index) == list(pd.date_range("2024-01-01", periods=4, freq="8h", tz="UTC"))
+    assert stored.attrs["interval"] == EIGHT_HOURS
+    assert [u.next_funding_ns - u.ts_event for u in funding_updates_of(catalog)] == [
+        EIGHT_HOURS.value
+    ] * 4
+    from catalogs.catalog import list_instrument_ids
+
+    assert list_instrument_ids(catalog) == [XRP]
+
+    before = snapshot(catalog)
+    status, out, err = import_funding(capsys, *args)
+    assert status == 0, err
+    assert "wrote 0 funding rate(s): up to date (last stored 2024-01-02 00:00 UTC)" in out
+    assert "skipped 4 already stored" in out
+    assert snapshot(catalog) == before  # idempotent: not a byte written
+
+    more = funding_csv(tmp_path, HEADER + BASE_ROWS + "2024-01-02T16:00:00Z,0.0002\n", "more.csv")
+    status, out, err = import_funding(capsys, str(more), "--symbol", "XRPUSDT", "--catalog",
+                                      str(catalog), "--interval", "8h")  # fmt: skip
+    assert status == 0, err
+    assert "funding every 8 h (--interval)" in out
+    assert "wrote 1 funding rate(s), 2024-01-02 16:00 UTC .. 2024-01-02 16:00 UTC" in out
+    assert "gaps: 1 (1 missing funding times)" in out
+    assert read_funding(catalog, XRP).tolist() == [*BASE_RATES, 0.0002]
+
+
+def funding_updates_of(catalog: Path) -> list:
+    from catalogs.funding import funding_updates
+
+    return funding_updates(catalog, XRP)
+
+
+def test_import_funding_subprocess_prints_what_it_wrote(tmp_path):
+    csv = funding_csv(tmp_path, HEADER + BASE_ROWS)
+    result = subprocess.run(
+        [sys.executable, "-m", "catalogs", "import-funding", str(csv), "--symbol", "XRPUSDT",
+         "--catalog", str(tmp_path / "catalog")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "wrote 4 funding rate(s)" in result.stdout
+    assert f"catalog: {(tmp_path / 'catalog').resolve()}" in result.stdout
+
+
+# (name, CSV text or a special path, extra arguments, a phrase of the one error line, whether
+# the refusal needs the stored rates of the populated catalog)
+BAD_FUNDING = [
+    ("missing file", None, [], "CSV file not found", False),
+    ("a directory", "<dir>", [], "is not a regular file", False),
+    ("empty file", "", [], "is empty; expected a header line and funding rows", False),
+    ("header only", HEADER, [], "has a header but no data rows", False),
+    (
+        "no rate column",
+        "timestamp,value\n2024-01-03T00:00:00Z,0.1\n",
+        [],
+        "no 'rate' column found; columns in the file: 'timestamp', 'value'",
+        False,
+    ),
+    (
+        "no time column",
+        "when,rate\n2024-01-03T00:00:00Z,0.1\n",
+        [],
+        "no 'timestamp' column found",
+        False,
+    ),
+    (
+        "bad timestamp",
+        HEADER + "2024-01-03T00:00:00Z,0.1\nyesterday,0.1\n",
+        [],
+        "could not be parsed as ISO 8601 date-times: line 3: 'yesterday'",
+        False,
+    ),
+    (
+        "non-numeric rate",
+        HEADER + "2024-01-03T00:00:00Z,0.1\n2024-01-03T08:00:00Z,abc\n",
+        [],
+        "1 value(s) are empty or not numbers: line 3: 'abc'",
+        False,
+    ),
+    (
+        "empty rate",
+        HEADER + "2024-01-03T00:00:00Z,\n2024-01-03T08:00:00Z,0.1\n",
+        [],
+        "line 2: <empty>",
+        False,
+    ),
+    (
+        "NaN rate",
+        HEADER + "2024-01-03T00:00:00Z,NaN\n2024-01-03T08:00:00Z,0.1\n",
+        [],
+        "line 2: 'NaN'",
+        False,
+    ),
+    (
+        "infinite rate",
+        HEADER + "2024-01-03T00:00:00Z,0.1\n2024-01-03T08:00:00Z,-inf\n",
+        [],
+        "1 rate(s) are not finite: line 3",
+        False,
+    ),
+    (
+        "unsorted",
+        HEADER + "2024-01-03T08:00:00Z,0.1\n2024-01-03T00:00:00Z,0.1\n2024-01-03T16:00:00Z,0.1\n",
+        [],
+        "the rows must be sorted by time: line 3",
+        False,
+    ),
+    (
+        "duplicates that disagree",
+        HEADER + "2024-01-03T00:00:00Z,0.1\n2024-01-03T00:00:00Z,0.2\n2024-01-03T08:00:00Z,0.1\n",
+        [],
+        "1 funding time(s) are given twice with different rates: line 2",
+        False,
+    ),
+    (
+        "off the grid",
+        HEADER + "2024-01-03T00:00:00Z,0.1\n2024-01-03T08:00:00Z,0.1\n"
+        "2024-01-03T16:00:00Z,0.1\n2024-01-04T04:00:00Z,0.1\n",
+        [],
+        "1 funding time(s) are not on the 8 h grid (the interval inferred from the file's median "
+        "spacing): line 5",
+        False,
+    ),
+    (
+        "off the given grid",
+        HEADER + "2024-01-03T00:00:00Z,0.1\n2024-01-03T08:00:00Z,0.1\n2024-01-03T12:00:00Z,0.1\n",
+        ["--interval", "8h"],
+        "not on the 8 h grid (the interval given): line 4",
+        False,
+    ),
+    (
+        "an interval the file never has",
+        HEADER + "2024-01-03T00:00:00Z,0.1\n2024-01-03T08:00:00Z,0.1\n",
+        ["--interval", "4h"],
+        "no two funding times in the file are 4 h apart",
+        False,
+    ),
+    (
+        "one row, no interval",
+        HEADER + "2024-01-03T00:00:00Z,0.1\n",
+        [],
+        "cannot infer the funding interval from a single funding time",
+        False,
+    ),
+    (
+        "unknown symbol",
+        HEADER + BASE_ROWS,
+        ["--symbol", "PEPEUSDT"],
+        "No built-in Bybit linear spec for 'PEPEUSDT'",
+        False,
+    ),
+    (
+        "a stored rate differs",
+        HEADER + BASE_ROWS.replace("0.003", "0.0031") + "2024-01-02T08:00:00Z,0.1\n",
+        [],
+        "1 funding rate(s) differ from the ones stored for XRPUSDT-LINEAR.BYBIT (2024-01-01 16:00 "
+        "UTC: stored 0.003 vs new 0.0031)",
+        True,
+    ),
+    (
+        "before the stored rates",
+        HEADER + "2023-12-31T16:00:00Z,0.1\n" + BASE_ROWS,
+        [],
+        "1 funding time(s) lie at or before the last stored one of XRPUSDT-LINEAR.BYBIT "
+        "(2024-01-02 00:00 UTC) where nothing is stored (first: 2023-12-31 16:00 UTC); the catalog "
+        "is append-only",
+        True,
+    ),
+    (
+        "another interval than the stored one",
+        HEADER + "2024-01-02T04:00:00Z,0.1\n2024-01-02T08:00:00Z,0.1\n2024-01-02T12:00:00Z,0.1\n",
+        [],
+        "the catalog stores XRPUSDT-LINEAR.BYBIT funding every 8 h, not every 4 h",
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "extra", "phrase", "needs_stored"),
+    [case[1:] for case in BAD_FUNDING],
+    ids=[case[0] for case in BAD_FUNDING],
+)
+def test_import_funding_refuses_bad_input_in_one_line_and_writes_nothing(
+    tmp_path, capsys, text, extra, phrase, needs_stored
+):
+    populated = tmp_path / "populated"
+    status, _, err = import_funding(
+        capsys, str(funding_csv(tmp_path, HEADER + BASE_ROWS, "base.csv")), "--symbol",
+        "XRPUSDT", "--catalog", str(populated),
+    )  # fmt: skip
+    assert status == 0, err
+    if text is None:
+        csv = tmp_path / "absent.csv"
+    elif text == "<dir>":
+        csv = tmp_path / "a-directory"
+        csv.mkdir()
+    else:
+        csv = funding_csv(tmp_path, text, "bad.csv")
+    symbol = [] if "--symbol" in extra else ["--symbol", "XRPUSDT"]
+    catalogs = [populated] if needs_stored else [populated, tmp_path / "new-catalog"]
+    for catalog in catalogs:
+        before = snapshot(catalog)
+        status, out, err = import_funding(
+            capsys, str(csv), *symbol, *extra, "--catalog", str(catalog)
+        )
+        assert status == 2, out
+        assert err.count("\n") == 1 and err.startswith("error: "), err
+        assert phrase in err
+        assert "Traceback" not in err
+        assert snapshot(catalog) == before  # nothing written (a new catalog not even created)
+    assert read_funding(populated, XRP).tolist() == BASE_RATES
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without read permission")
+def test_import_funding_of_an_unreadable_file_gives_one_line(tmp_path, capsys):
+    csv = funding_csv(tmp_path, HEADER + BASE_ROWS)
+    csv.chmod(0)
+    status, _, err = import_funding(capsys, str(csv), "--catalog", str(tmp_path / "catalog"))
+    assert status == 2
+    assert err.startswith("error: cannot read") and err.count("\n") == 1
+    assert not (tmp_path / "catalog").exists()
+
+
+def test_import_funding_checks_the_catalog_path_first(tmp_path, capsys):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep me")
+    csv = funding_csv(tmp_path, HEADER + BASE_ROWS)
+    before = snapshot(tmp_path / "notes")
+    status, _, err = import_funding(capsys, str(csv), "--catalog", str(tmp_path / "notes"))
+    assert status == 2 and "is not a data catalog but a directory of other files" in err
+    status, _, err = import_funding(capsys, str(csv), "--catalog", "s3://bucket/catalog")
+    assert status == 2 and "not s3://bucket/catalog" in err
+    assert snapshot(tmp_path / "notes") == before
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"shared data not found at {REAL_DATA}")
+@pytest.mark.parametrize("symbol", ["LTCUSDT", "XRPUSDT", "ADAUSDT"])
+def test_import_funding_of_the_shared_binance_funding_files(tmp_path, capsys, symbol):
+    path = REAL_DATA / f"{symbol}_funding_binance-usdm-perp.csv"
+    expected = pd.read_csv(path)
+    catalog = tmp_path / "catalog"
+    status, out, err = import_funding(capsys, str(path), "--symbol", symbol, "--catalog",
+                                      str(catalog))  # fmt: skip
+    assert status == 0, err
+    assert f"wrote {len(expected):,} funding rate(s)" in out and "no gaps" in out
+    stored = read_funding(catalog, f"{symbol}-LINEAR.BYBIT")
+    assert stored.attrs["interval"] == EIGHT_HOURS
+    assert list(stored.index) == list(pd.to_datetime(expected["timestamp"], utc=True))
+    assert stored.tolist() == expected["rate"].tolist()  # 8 decimals at most: stored exactly
+    assert symbol in BYBIT_LINEAR_SPECS
+    status, out, _ = import_funding(capsys, str(path), "--symbol", symbol, "--catalog",
+                                    str(catalog))  # fmt: skip
+    assert status == 0 and "wrote 0 funding rate(s): up to date" in out

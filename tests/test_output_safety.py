@@ -32,9 +32,9 @@ from runtime.run_config import load_run_config
 from scoremodel import cli as scoremodel_cli
 from scoremodel.inference import ScoreModel
 from tests.conftest import BAR_TYPE
+from tests.helpers import snapshot
 from tests.test_backtest_safety import User
 from tests.test_backtest_safety import fails_cleanly
-from tests.test_backtest_safety import snapshot
 from tests.test_evaluation_cli import TINY_FLAGS
 from tests.test_live_cli import offline_config
 

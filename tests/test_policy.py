@@ -13,6 +13,7 @@ from policy.calendar import bars_per_year
 from policy.costs import Costs
 from policy.decision import Policy
 from policy.edge import ForecastView
+from policy.edge import edge_confidence
 from policy.edge import entry_side
 from policy.edge import shrink_view
 from policy.filters import Blocker
@@ -22,7 +23,9 @@ from policy.risk import RiskState
 from policy.risk import RiskStatus
 from policy.risk import assess_risk
 from policy.risk import halt
+from policy.settings import DEFAULT_POLICY
 from policy.settings import PolicySettings
+from policy.settings import inactive_settings
 from policy.sizing import LotRules
 from policy.sizing import order_quantity
 from policy.sizing import target_notional
@@ -246,7 +249,7 @@ def test_forecast_mode_enters_only_when_the_edge_beats_the_round_trip_cost():
     below = policy.decide_forecast(DAY0, True, view(0.0015), MINUTE_VOL, 1e5, 40_000.0, 0.0)
     assert below.blocker == Blocker.EDGE and below.order == 0.0  # 0.0015 < 1.25 c
     unlikely = policy.decide_forecast(DAY0, True, view(0.003, p=0.4), MINUTE_VOL, 1e5, 4e4, 0.0)
-    assert unlikely.blocker == Blocker.EDGE
+    assert unlikely.blocker == Blocker.CONFIDENCE and unlikely.order == 0.0  # P(r > c) < 0.6
     short = policy.decide_forecast(DAY0, True, view(-0.003), MINUTE_VOL, 1e5, 40_000.0, 0.0)
     assert short.blocker == Blocker.NONE and short.target < 0 and short.order < 0
     # fractional Kelly: 0.25 (0.003 - 0.0013) / 0.002^2 = 106x: the volatility target decides
@@ -255,6 +258,34 @@ def test_forecast_mode_enters_only_when_the_edge_beats_the_round_trip_cost():
         DAY0, True, view(0.0017, std=0.02), MINUTE_VOL, 1e5, 40_000.0, 0.0
     )  # 0.25 x 0.0004 / 0.0004 = 0.25x
     assert small.target == pytest.approx(0.25 * 1e5 / 40_000.0, rel=1e-2)
+
+
+@pytest.mark.parametrize(
+    "min_confidence, blocker", [(0.5, Blocker.NONE), (0.6, Blocker.CONFIDENCE)]
+)
+def test_edge_mode_confidence_is_the_probability_of_clearing_the_cost(min_confidence, blocker):
+    """min_confidence in edge mode: P(r > c) for a long, P(r < -c) for a short (the side the
+    mean points to), apart from the cost band (EDGE)."""
+    policy = _forecaster(min_confidence=min_confidence)
+    long = ForecastView(mean=0.003, std=0.002, p_above_cost=0.55, p_below_cost=0.01)
+    assert edge_confidence(long) == 0.55
+    decision = policy.decide_forecast(DAY0, True, long, MINUTE_VOL, 1e5, 4e4, 0.0)
+    assert decision.blocker == blocker and (decision.order > 0) == (blocker == Blocker.NONE)
+    short = ForecastView(mean=-0.003, std=0.002, p_above_cost=0.99, p_below_cost=0.55)
+    assert edge_confidence(short) == 0.55
+    assert policy.decide_forecast(DAY0, True, short, MINUTE_VOL, 1e5, 4e4, 0.0).blocker == blocker
+
+
+@pytest.mark.parametrize(
+    "mode, field, value",
+    [("edge", "consistency_bars", 5), ("edge", "hold_when_blocked", True),
+     ("score", "edge_margin", 0.5), ("score", "kelly_fraction", 0.5)],
+)  # fmt: skip
+def test_a_setting_that_does_nothing_in_the_mode_is_reported(mode, field, value):
+    assert inactive_settings({field: value}, mode) == [field]
+    assert inactive_settings({field: getattr(DEFAULT_POLICY, field)}, mode) == []  # default
+    other = "score" if mode == "edge" else "edge"
+    assert inactive_settings({field: value}, other) == []
 
 
 def test_forecast_mode_holds_for_the_horizon_unless_the_forecast_crosses_the_band():
@@ -290,9 +321,9 @@ def test_a_forecaster_whose_means_the_validation_block_did_not_bear_out_trades_n
     mean, std = 0.004, 0.002  # 3x the round-trip cost: an entry at face value
     full = shrink_view(mean, std, 0.9, 0.0, 1.0, COSTS)
     assert (full.mean, full.p_above_cost) == (mean, 0.9)  # beta = 1: the model's own view
-    assert entry_side(full, COSTS, 0.25, 0.5) == 1
+    assert entry_side(full, COSTS, 0.25) == 1
     none = shrink_view(mean, std, 0.9, 0.0, 0.0, COSTS)
-    assert none.mean == 0.0 and entry_side(none, COSTS, 0.25, 0.5) == 0
+    assert none.mean == 0.0 and entry_side(none, COSTS, 0.25) == 0
     half = shrink_view(mean, std, 0.9, 0.0, 0.5, COSTS)
     assert half.mean == pytest.approx(0.002)
     assert half.p_above_cost == pytest.approx(

@@ -86,7 +86,7 @@ def retraining_run(root, bars, schedule: dict):
     config = root / f"run-{name}.yaml"
     config.write_text(
         f"strategy:\n  bar_type: {BAR_TYPE}\n  model_path: {root / 'model'}\n"
-        "  signal_mode: edge\n  edge_margin: 0.0\n"
+        "  signal_mode: edge\n  edge_margin: 0.0\n  min_confidence: 0.5\n"
         f"backtest:\n  catalog: {root / 'catalog'}\n  report_dir: {root / f'report-{name}'}\n"
         f"  tearsheet: false\n  start: '{bars.index[BASE_BARS].isoformat()}'\n"
         f"retrain:\n{retrain}"
@@ -126,6 +126,7 @@ def test_the_evaluation_s_retrain_folds_make_the_backtest_s_versions_and_decisio
         validate=plan.validate,
         current=base,
         density_percentile=run.strategy.density_percentile,
+        density_rule=run.strategy.density_rule,
         log=lambda _: None,
     )
 
@@ -176,10 +177,15 @@ def test_the_evaluation_s_retrain_folds_make_the_backtest_s_versions_and_decisio
     readings = {}
     for identity in set(record["model_version"]):
         model = models[identity]
-        model.set_density_percentile(run.strategy.density_percentile)
+        model.set_density_filter(run.strategy.density_percentile, run.strategy.density_rule)
         p = predict_batch(model.conditional, states.to_numpy(), costs.round_trip)
         familiar = model.assess_batch(states, mode="score")["in_distribution"].to_numpy(bool)
-        readings[identity] = (p, familiar, model.mean_shrinkage[k])
+        readings[identity] = (
+            p,
+            familiar,
+            model.mean_shrinkage[k],
+            model.conditional.horizon_map(k),
+        )
 
     policy = Policy(
         settings,
@@ -191,10 +197,14 @@ def test_the_evaluation_s_retrain_folds_make_the_backtest_s_versions_and_decisio
     vol = states["vol_20"].to_numpy()
     blockers, targets, means = [], [], []
     for i, (ts, bar) in enumerate(record.iterrows()):
-        p, familiar, shrinkage = readings[bar["model_version"]]
+        p, familiar, shrinkage, cdf_map = readings[bar["model_version"]]
         row = rows[i]
         values = [float(c[row, k]) for c in (p.mean, p.std, p.p_up_cost, p.p_down_cost)]
-        view = shrink_view(*values, shrinkage, costs) if np.isfinite(values).all() else NO_VIEW
+        view = (
+            shrink_view(*values, shrinkage, costs, cdf_map)
+            if np.isfinite(values).all()
+            else NO_VIEW
+        )
         means.append(view.mean)
         decision = policy.decide_forecast(
             ts.value,

@@ -54,7 +54,12 @@ RETRAIN = {"every": 800, "window": 3000, "min_bars": 1000, "delay_bars": 2, "epo
 def write_config(tmp_path: Path, catalog: Path, model: Path, **retrain: object) -> Path:
     path = tmp_path / "run.yaml"
     text = {
-        "strategy": {"model_path": str(model), "signal_mode": "edge", "edge_margin": 0.0},
+        "strategy": {
+            "model_path": str(model),
+            "signal_mode": "edge",
+            "edge_margin": 0.0,
+            "min_confidence": 0.5,  # P(r > c): the test model's forecasts trade at 0.5
+        },
         "backtest": {"catalog": str(catalog), "start": "2024-08-01"},
         "retrain": {**RETRAIN, **retrain},
     }
@@ -329,14 +334,16 @@ def test_a_restarted_lifecycle_resumes_with_the_registrys_current_version(
     settings = RetrainSettings.from_mapping({"every": "7D", "registry": str(tmp_path / "registry")})
     lifecycle = ModelLifecycle(
         settings, ScoreModel.load(trained_model), trained_model, bar_ns=HOUR, bar_type=BAR_TYPE,
-        signal_mode="edge", density_percentile=5.0, trainer=InlineTrainer(), resume=True,
+        signal_mode="edge", density_percentile=5.0, density_rule="reliability",
+        trainer=InlineTrainer(), resume=True,
     )  # fmt: skip
     assert lifecycle.version == outcome.identity
     assert "resumed" in lifecycle.versions()[0]["reason"]
     # a model directory without versions keeps working: its own model
     plain = ModelLifecycle(
         RetrainSettings(), ScoreModel.load(trained_model), trained_model, bar_ns=HOUR,
-        bar_type=BAR_TYPE, signal_mode="edge", density_percentile=5.0, trainer=InlineTrainer(),
+        bar_type=BAR_TYPE, signal_mode="edge", density_percentile=5.0, density_rule="reliability",
+        trainer=InlineTrainer(),
         resume=True,
     )  # fmt: skip
     assert plain.version == version_id(ScoreModel.load(trained_model).manifest)
@@ -351,7 +358,8 @@ def lifecycle_with(trainer, model_dir: Path, registry: Path, warnings: list[str]
     )
     return ModelLifecycle(
         settings, ScoreModel.load(model_dir), model_dir, bar_ns=HOUR, bar_type=BAR_TYPE,
-        signal_mode="edge", density_percentile=5.0, trainer=trainer, resume=False,
+        signal_mode="edge", density_percentile=5.0, density_rule="reliability",
+        trainer=trainer, resume=False,
         log=lambda _: None, warn=warnings.append,
     )  # fmt: skip
 
@@ -451,7 +459,8 @@ def test_on_drift_retrains_early(synthetic_catalog, trained_model, tmp_path):
     )  # fmt: skip
     lifecycle = ModelLifecycle(
         settings, ScoreModel.load(trained_model), trained_model, bar_ns=HOUR, bar_type=BAR_TYPE,
-        signal_mode="edge", density_percentile=5.0, trainer=InlineTrainer(), resume=False,
+        signal_mode="edge", density_percentile=5.0, density_rule="reliability",
+        trainer=InlineTrainer(), resume=False,
         log=lambda _: None, warn=warnings.append,
     )  # fmt: skip
     for ts, row in zip(bars.index.asi8, bars.itertuples(), strict=True):

@@ -1,5 +1,7 @@
-"""``python -m benchmarks``: the per-bar benchmark (benchmarks/run.py); ``--ray``: the Ray
-scale-out benchmark instead (benchmarks/ray_scaling.py, its own options after the flag)."""
+"""``python -m benchmarks``: the per-bar benchmark (benchmarks/run.py), then NautilusTrader 1.231
+against 2.0 (benchmarks/engines.py; ``--no-engines`` skips it), both into docs/benchmarks.json;
+``--ray``: the Ray scale-out benchmark instead (benchmarks/ray_scaling.py, its own options after
+the flag)."""
 
 import sys
 

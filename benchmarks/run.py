@@ -7,9 +7,12 @@
    forward, a 100-step path integral, 20 Langevin denoise steps), on a subset, extrapolated;
 4. batch inference over all states (the model's own throughput limit);
 plus DSM training throughput next to the machine's peak float32 GEMM rate, and a check that
-the compiled per-bar path equals the torch reference model on every state.
+the compiled per-bar path equals the torch reference model on every state; then NautilusTrader
+1.231 against 2.0 (benchmarks/engines.py, edge mode, ``--bars`` synthetic bars, the other
+engine skipped when its venv is absent), stored under ``engines`` in the same record.
 
     python -m benchmarks                 # 200k synthetic 1-minute bars
+    python -m benchmarks --no-engines    # without the engines comparison
     python -m benchmarks --real          # the real BTC bars in ../shared/data (if present)
     python -m benchmarks --ray           # Ray scaling of the evaluation (benchmarks/ray_scaling.py)
 """
@@ -27,6 +30,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from benchmarks.engines import record_engines
+from benchmarks.engines import run_comparison
 from benchmarks.naive import naive_bars_per_second
 from benchmarks.strategies import run_engine
 from catalogs.catalog import list_bar_types
@@ -87,6 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     results["edge_path_max_abs_diff"] = edge_path_difference(model, states)
     results.update(training_throughput(states, args.seed))
     summarise(results)
+    engines_failed = False
+    if args.engines:
+        print(f"NautilusTrader 1.231 against 2.0 on {args.bars:,} synthetic bars ...", flush=True)
+        try:
+            comparison = run_comparison(args.bars, args.seed, args.engines_work_dir)
+        except RuntimeError as error:  # the rest of the record is still written
+            print(f"FAIL: {error}; the record has no engines figures")
+            engines_failed = True
+        else:
+            results = record_engines(results, comparison)
     write(results, Path(args.out_dir))
     print(table(results))
     difference = results["fast_path_max_abs_diff"]
@@ -96,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if results["edge_path_max_abs_diff"] > EDGE_PATH_TOLERANCE:
         print("FAIL: the per-bar conditional forecast differs from the batch path")
         return 1
-    return 0
+    return 1 if engines_failed else 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,6 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--work-dir", default="var/bench", help="cached catalog and model")
     parser.add_argument("--out-dir", default="docs", help="benchmarks.json / benchmarks.md")
+    parser.add_argument(
+        "--no-engines", dest="engines", action="store_false",
+        help="skip NautilusTrader 1.231 against 2.0 (benchmarks/engines.py, edge mode, --bars)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--engines-work-dir", default="var/bench-engines", help="its cached catalog and model"
+    )
     return parser
 
 

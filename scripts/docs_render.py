@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 # written by the benchmarks themselves, not by this script
-NOT_RENDERED = {DOCS / "benchmarks.md", DOCS / "retraining.md"}
+NOT_RENDERED = {DOCS / "benchmarks.md", DOCS / "retraining.md", DOCS / "real_markets.md"}
 BLOCK = re.compile(
     r"(?P<open><!-- generated:(?P<name>[\w-]+) -->\n).*?(?P<close><!-- /generated:(?P=name) -->)",
     re.S,
@@ -156,6 +156,45 @@ def render_performance() -> str:
         f"torch {machine['torch']}, numpy {machine['numpy']}).\n\n"
     )
     return caption + _table(["measure", "result"], rows)
+
+
+def render_engines(record: dict[str, Any] | None = None) -> str:
+    """NautilusTrader 1.231 against 2.0: ``engines`` of docs/benchmarks.json (``record``: that
+    record), one row per engine version, written by `python -m benchmarks`."""
+    b = _json("benchmarks.json") if record is None else record
+    engines = b.get("engines")
+    if not engines:
+        return (
+            "The engines comparison has not been recorded yet: run `python -m benchmarks` "
+            "(`make bench`), which writes it under `engines` in `docs/benchmarks.json`.\n"
+        )
+    first = next(iter(engines.values()))
+    rows = [
+        [
+            version,
+            _n(e["bare_bars_per_s"]),
+            _n(e["full_bars_per_s"]),
+            f"{e['bare_bars_per_s'] / e['full_bars_per_s']:.1f}x",
+            f"{e['on_bar_mean_us']:.0f}",
+            f"{e['on_bar_p50_us']:.0f}",
+            f"{e['on_bar_p99_us']:.0f}",
+            _n(e["orders"]),
+        ]
+        for version, e in engines.items()
+    ]
+    machine = b.get("machine", {})
+    caption = (
+        f"{_n(first['bars'])} synthetic one-minute bars (one quote each), the strategy in "
+        f"{first['signal_mode']} mode"
+    )
+    if machine:
+        caption += f"; run {machine['when']} on {machine['cpu_count']} cores"
+    caption += "."
+    if len(engines) == 1:
+        caption += " Only this engine was measured: the other one's venv was not set up."
+    header = ["engine", "bare bars/s", "full bars/s", "full/bare time"]
+    header += ["`on_bar` mean us", "p50 us", "p99 us", "orders"]
+    return caption + "\n\n" + _table(header, rows)
 
 
 def render_retrain_latency() -> str:
@@ -525,9 +564,163 @@ def render_layout() -> str:
     return table.replace("](docs/", "](") + "\n"
 
 
+# ----- filters and real markets -----------------------------------------------------------------
+
+FILTER_HEADER = [
+    *("filter", "flagged", "Sharpe [95 % CI]", "vs without [95 % CI]", "max DD"),
+    *("max DD without", "worst 30 days", "worst 30 days without", "target met"),
+]
+
+
+def _filter_label(name: str, comparison: dict) -> str:
+    if name == "density_percentile":
+        return f"density, percentile rule (p{comparison['density_percentile']:g})"
+    if name == "density_reliability":
+        return "density, reliability rule"
+    if name == "confidence":
+        return f"confidence ({comparison['min_confidence']:g} against 0)"
+    return name
+
+
+def _maybe_pct(value: float | None) -> str:
+    return "n/a" if value is None else _pct(value)
+
+
+def _filter_row(label: str, f: dict) -> list[str]:
+    d = f["sharpe_difference"]
+    target = {None: "n/a", True: "yes", False: "no"}[f["meets_target"]]
+    return [
+        label,
+        f"{f['flagged_share'] * 100:.1f} %" if "flagged_share" in f else "",
+        f"{f['sharpe']:.2f} [{f['sharpe_low']:.2f}, {f['sharpe_high']:.2f}]",
+        f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]",
+        f"{f['max_drawdown'] * 100:.1f} %",
+        f"{f['max_drawdown_without'] * 100:.1f} %",
+        _maybe_pct(f["worst_30d"]),
+        _maybe_pct(f["worst_30d_without"]),
+        target,
+    ]
+
+
+def render_filters_demo() -> str:
+    """The demo market's Filters section, docs/results/data/demo_evaluation.json."""
+    comparison = _json("results/data/demo_evaluation.json")["overall"]["filter_comparison"]
+    rows = [
+        _filter_row(_filter_label(name, comparison), f)
+        for name, f in comparison["filters"].items()
+        if name != "none"
+    ]
+    return _table(FILTER_HEADER, rows)
+
+
+DEMO_STRATEGIES = {
+    "model": "edge (defaults)",
+    "model_no_filter": "no density filter",
+    "model_other_rule": "percentile density rule",
+    "model_no_confidence": "min_confidence 0",
+    "ridge": "ridge",
+    "nll_mlp": "NLL MLP",
+    "model_score": "score mode",
+    "buy_and_hold": "buy-and-hold",
+}
+
+
+def render_demo_walk_forward() -> str:
+    """The demo market's walk-forward strategies and forecasters, demo_evaluation.json."""
+    results = _json("results/data/demo_evaluation.json")
+    overall = results["overall"]
+    rows = []
+    for name, label in DEMO_STRATEGIES.items():
+        m = overall["strategies"][name]
+        f = overall["forecast_by_model"].get(name)
+        ic = (f or {}).get("ic_pearson")
+        rows.append([
+            label,
+            f"{m['sharpe']:.2f} [{m['sharpe_low']:.2f}, {m['sharpe_high']:.2f}]",
+            _pct(m["total_return"]),
+            f"{m['fees'] * 100:.1f} %",
+            f"{m['max_drawdown'] * 100:.1f} %",
+            _n(m["trades"]),
+            "" if f is None else f"{_pct(f['crps_skill'], 2)}",
+            "" if not ic else f"{ic['value']:+.3f} [{ic['low']:+.3f}, {ic['high']:+.3f}]",
+        ])  # fmt: skip
+    header = ["strategy", "Sharpe after fees and funding [95 % CI]", "return", "fees",
+              "max DD", "trades", "CRPS skill", "Pearson IC"]  # fmt: skip
+    return _table(header, rows)
+
+
+def render_real_forecasters() -> str:
+    """Every forecaster's CRPS skill per market and horizon, docs/real_markets.json."""
+    from benchmarks.real_markets import FORECASTERS
+
+    record = _json("real_markets.json")
+    rows = []
+    for run in record["runs"]:
+        f = run["forecasters"]
+        model = f["model"]
+        cover = " / ".join(f"{v * 100:.1f}" for v in model["coverage"].values())
+        cells = [
+            f"{f[n]['crps_skill'] * 100:+.1f} [{f[n]['crps_skill_low'] * 100:+.1f}, "
+            f"{f[n]['crps_skill_high'] * 100:+.1f}]"
+            for n in FORECASTERS
+        ]
+        rows.append([run["market"], str(run["horizon"]), *cells, cover, f"{model['pit_ks']:.3f}",
+                     run["verdict"]])  # fmt: skip
+    header = ["market", "h", *FORECASTERS, "model coverage 50/80/90", "model PIT KS", "verdict"]
+    return f"`{record['command']}`, {record['seconds']:.0f} s.\n\n" + _table(header, rows)
+
+
+def render_filters_real() -> str:
+    """The traded filters against none per real market, docs/real_markets.json."""
+    record = _json("real_markets.json")
+    rows, gates = [], []
+    for run in record["runs"]:
+        market = f"{run['market']}, h = {run['horizon']}"
+        for name, f in run["filters"].items():
+            if name == "none":
+                continue
+            label = (
+                f"{market}: {_filter_label(name, {'density_percentile': 5, 'min_confidence': 0.6})}"
+            )
+            rows.append(_filter_row_short(label, f))
+            if name.startswith("density_"):
+                g, hold = f["buy_and_hold_gated"], run["strategies"]["buy_and_hold"]
+                target = {None: "n/a", True: "yes", False: "no"}[g["meets_target"]]
+                drawdowns = f"{g['max_drawdown'] * 100:.1f} % / {hold['max_drawdown'] * 100:.1f} %"
+                gates.append([label, f"{f['flagged_share'] * 100:.1f} %",
+                              f"{g['sharpe']:.2f} / {hold['sharpe']:.2f}", drawdowns,
+                              _maybe_pct(g["worst_30d"]), target])  # fmt: skip
+    header = ["market: filter", "flagged", "Sharpe with / without", "vs without [95 % CI]",
+              "max DD with / without", "worst 30 days with / without", "trades without",
+              "target met"]  # fmt: skip
+    gate_header = ["market: filter", "flagged", "Sharpe gated / buy-and-hold",
+                   "max DD gated / buy-and-hold", "worst 30 days gated", "target met"]  # fmt: skip
+    return (
+        _table(header, rows)
+        + "\nAs a risk gate on buy-and-hold (flat on the flagged bars):\n\n"
+        + _table(gate_header, gates)
+    )
+
+
+def _filter_row_short(label: str, f: dict) -> list[str]:
+    d = f["sharpe_difference"]
+    target = {None: "n/a", True: "yes", False: "no"}[f["meets_target"]]
+    return [
+        label,
+        f"{f['flagged_share'] * 100:.1f} %",
+        f"{f['sharpe']:.2f} / {f['sharpe_without']:.2f}",
+        f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]",
+        f"{f['max_drawdown'] * 100:.1f} % / {f['max_drawdown_without'] * 100:.1f} %",
+        f"{_maybe_pct(f['worst_30d'])} / {_maybe_pct(f['worst_30d_without'])}",
+        f"{f['trades_without']:,.0f}",
+        target,
+    ]
+
+
 RENDERERS: dict[str, tuple[Callable[[], str], str]] = {
     "headline": (render_headline, "docs/*.json"),
     "performance": (render_performance, "docs/benchmarks.json"),
+    "engines": (render_engines, "docs/benchmarks.json"),
     "retrain-latency": (render_retrain_latency, "docs/retrain_latency.json"),
     "ray-scaling": (render_ray_scaling, "docs/ray_scaling.json"),
     "retraining": (render_retraining, "docs/retraining.json"),
@@ -538,6 +731,10 @@ RENDERERS: dict[str, tuple[Callable[[], str], str]] = {
     "config-retrain": (render_config_retrain, "strategies/retraining.py"),
     "config-train": (render_config_train, "scoremodel/training.py"),
     "layout": (render_layout, "README.md"),
+    "filters-demo": (render_filters_demo, "docs/results/data/demo_evaluation.json"),
+    "demo-walk-forward": (render_demo_walk_forward, "docs/results/data/demo_evaluation.json"),
+    "filters-real": (render_filters_real, "docs/real_markets.json"),
+    "real-forecasters": (render_real_forecasters, "docs/real_markets.json"),
 }
 
 

@@ -249,7 +249,13 @@ def main(argv: list[str] | None = None) -> int:
             clock = time.perf_counter()
             report = work / "reports" / f"{symbol}_{interval}_h{horizon}"
             entry = {"market": f"{symbol} {interval}", "horizon": horizon, "funding": funding}
-            entry |= figures(evaluate(catalog, bar_type, horizon, report, args.workers, extra))
+            stored = report / "evaluation.json"
+            results = (
+                json.loads(stored.read_text())
+                if args.reuse and stored.is_file()
+                else evaluate(catalog, bar_type, horizon, report, args.workers, extra)
+            )
+            entry |= figures(results)
             entry["verdict"] = verdict(entry)
             entry["seconds"] = time.perf_counter() - clock
             print(f"{entry['market']} h={horizon}: {entry['verdict']} ({entry['seconds']:.0f} s)")
@@ -275,6 +281,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--horizons", help="comma-separated h (default: 1,6,24 / 1,12,48)")
     parser.add_argument("--workers", type=int, default=2, help="Ray workers per evaluation")
     parser.add_argument("--work", default="var/real_markets", help="catalogs and reports")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a market and horizon's finished evaluation in --work instead of rerunning it "
+        "(resume an interrupted run; only with the same evaluation options)",
+    )
     parser.add_argument("--out", default="docs/real_markets.json", help="figures (and .md)")
     return parser
 

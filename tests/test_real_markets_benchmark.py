@@ -37,6 +37,12 @@ def test_a_market_folder_gives_its_record_with_funding_and_every_forecaster(tmp_
     table = out.with_suffix(".md").read_text()
     assert "| LTCUSDT 1h | 6 |" in table
 
+    # --reuse keeps the finished evaluation (no rerun: the same figures, in well under a second)
+    again = tmp_path / "again.json"
+    assert real_markets.main([*args, "--out", str(again), "--reuse", *TINY_FLAGS]) == 0
+    (reused,) = json.loads(again.read_text())["runs"]
+    assert reused["forecasters"] == run["forecasters"] and reused["seconds"] < 1.0
+
 
 def test_a_missing_folder_or_one_without_markets_is_one_line(tmp_path, capsys):
     assert real_markets.main([str(tmp_path / "none")]) == 2

@@ -21,10 +21,12 @@ objects).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from typing import Final
 
 import numpy as np
@@ -335,14 +337,7 @@ class FundingImportReport:
             lines.append(f"dropped {dropped:,} duplicate row(s) (same time and rate)")
         if self.rounded:
             lines.append(f"rounded {self.rounded:,} rate(s) to 8 decimals (Bybit's precision)")
-        if self.gaps:
-            missing = sum(gap[2] for gap in self.gaps)
-            lines.append(
-                f"gaps: {len(self.gaps):,} ({missing:,} missing funding times), first "
-                f"{_stamp(self.gaps[0][0])} .. {_stamp(self.gaps[0][1])}"
-            )
-        else:
-            lines.append("no gaps")
+        lines.append(gaps_line(self.gaps, _stamp) if self.gaps else "no gaps")
         return "\n".join(lines)
 
 
@@ -538,11 +533,7 @@ class FundingDownloadReport:
         if self.duplicates_dropped:
             lines.append(f"dropped {self.duplicates_dropped:,} duplicate row(s)")
         if self.gaps:
-            missing = sum(gap[2] for gap in self.gaps)
-            lines.append(
-                f"gaps: {len(self.gaps):,} ({missing:,} missing funding times), first "
-                f"{self.gaps[0][0]} .. {self.gaps[0][1]}"
-            )
+            lines.append(gaps_line(self.gaps, str))
         return "\n".join(lines)
 
 
@@ -640,6 +631,15 @@ def _market_funding_interval(exchange: object, market: str) -> pd.Timedelta:
 def _hours(interval: pd.Timedelta) -> str:
     hours = interval / pd.Timedelta(hours=1)
     return f"{hours:g} h" if math.isfinite(hours) else str(interval)
+
+
+def gaps_line(gaps: list, stamp: Callable[[Any], str]) -> str:
+    """One summary line of missing funding times: (first, last, missing) per gap."""
+    missing = sum(gap[2] for gap in gaps)
+    return (
+        f"gaps: {len(gaps):,} ({missing:,} missing funding times), first "
+        f"{stamp(gaps[0][0])} .. {stamp(gaps[0][1])}"
+    )
 
 
 def _stamp(stamp: pd.Timestamp | None) -> str:

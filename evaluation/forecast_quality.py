@@ -27,28 +27,7 @@ from evaluation.metrics import information_coefficient
 from scoremodel.gaussian import crps_gaussian as crps_gaussian
 from scoremodel.gaussian import norm_cdf
 from scoremodel.gaussian import norm_ppf
-
-
-def quantile_function(levels: np.ndarray, quantiles: np.ndarray, taus: np.ndarray) -> np.ndarray:
-    """Q(tau) per row from knots (tau_k, q_k): linear in z = Phi^{-1}(tau), linear tails."""
-    knots = norm_ppf(levels)
-    q = np.sort(np.atleast_2d(quantiles), axis=1)
-    z = norm_ppf(taus)
-    segment = np.clip(np.searchsorted(knots, z) - 1, 0, len(knots) - 2)
-    z0, z1 = knots[segment], knots[segment + 1]
-    q0, q1 = q[:, segment], q[:, segment + 1]
-    return q0 + (q1 - q0) * ((z - z0) / (z1 - z0))[None, :]
-
-
-def crps_from_quantiles(
-    levels: np.ndarray, quantiles: np.ndarray, y: np.ndarray, n_levels: int = 400
-) -> np.ndarray:
-    """CRPS per row from the interpolated quantile function (midpoint rule, M levels)."""
-    taus = (np.arange(n_levels) + 0.5) / n_levels
-    q = quantile_function(np.asarray(levels), quantiles, taus)  # (n, M)
-    u = np.asarray(y, dtype=np.float64)[:, None] - q
-    pinball = u * (taus[None, :] - (u < 0))
-    return 2.0 * pinball.mean(axis=1)
+from scoremodel.quantile_scoring import crps_from_quantiles as crps_from_quantiles
 
 
 def pit_from_quantiles(levels: np.ndarray, quantiles: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -209,7 +209,7 @@ def _filter_line(o: dict) -> str:
     )
 
 
-def _filter_label(name: str, comparison: dict) -> str:
+def filter_label(name: str, comparison: dict) -> str:
     """A filter's name in words: ``density_percentile`` -> "density (percentile rule, p5)"."""
     if name == "density_percentile":
         return f"density (percentile rule, p{comparison['density_percentile']:g})"
@@ -242,7 +242,7 @@ def _filters_verdict_line(comparison: dict) -> str:
             f"{_f(f['forward_return_bp_familiar'], '+.1f')} bp)"
         )
     line = (
-        f"Filters: the traded filter, {_filter_label(name, comparison)}, {flags}. The model "
+        f"Filters: the traded filter, {filter_label(name, comparison)}, {flags}. The model "
         f"strategy with it: {_against(f, goal, days)}"
     )
     if f["trades_without"] < MIN_FILTER_TRADES:
@@ -755,7 +755,7 @@ def _filters_section(results: dict) -> list[str]:
     rows, gate_rows = [], []
     for name, f in comparison["filters"].items():
         traded = " (traded)" if name == comparison["traded"] else ""
-        label = _filter_label(name, comparison) + traded
+        label = filter_label(name, comparison) + traded
         flagged = f"{_f(f['flagged_share'], '.1%')} ({f['flagged_bars']:,})"
         forward = (
             f"{_f(f['forward_return_bp_flagged'], '+.1f')} / "

@@ -47,7 +47,7 @@ from scoremodel.datasets import DEFAULT_FRACTIONS
 from scoremodel.features import compute_features
 from scoremodel.forecast import QUANTILES
 from scoremodel.gaussian import crps_gaussian
-from scoremodel.gaussian import norm_ppf
+from scoremodel.quantile_scoring import crps_from_quantiles
 
 if TYPE_CHECKING:
     from scoremodel.inference import ScoreModel
@@ -69,6 +69,7 @@ REFERENCE_BINS = 5  # the upper half of the bins is the reference
 MAX_UNRELIABLE_BINS = 3  # the rule never flags more than 30 % of the validation rows
 MIN_ROWS = 200  # fewer validation rows: too few to tell, no threshold
 N_BOOT = 500
+CRPS_LEVELS = 200  # midpoint-rule levels of each row's CRPS (the measured thresholds used 200)
 SEED = 0
 MEASURE = (
     "CRPS skill of the traded horizon's predictive against N(0, h s^2), s the std of the last "
@@ -86,24 +87,6 @@ def check_rule(rule: str) -> str:
     if rule not in DENSITY_RULES:
         raise ValueError(f"density_rule {rule!r} is not one of {', '.join(DENSITY_RULES)}")
     return rule
-
-
-def crps_from_quantiles(
-    levels: np.ndarray, quantiles: np.ndarray, y: np.ndarray, n_levels: int = 200
-) -> np.ndarray:
-    """CRPS per row of the law whose quantile function is linear in z = Phi^-1(tau) through the
-    knots (levels, quantiles) with linear tails (exact for a Gaussian): 2 int_0^1
-    pinball_tau(y - Q(tau)) dtau by the midpoint rule (the evaluation's scoring,
-    ``evaluation.forecast_quality.crps_from_quantiles``, which scoremodel may not import)."""
-    knots = norm_ppf(np.asarray(levels, dtype=np.float64))
-    q = np.sort(np.atleast_2d(quantiles), axis=1)
-    taus = (np.arange(n_levels) + 0.5) / n_levels
-    z = norm_ppf(taus)
-    segment = np.clip(np.searchsorted(knots, z) - 1, 0, len(knots) - 2)
-    z0, z1 = knots[segment], knots[segment + 1]
-    q_tau = q[:, segment] + (q[:, segment + 1] - q[:, segment]) * ((z - z0) / (z1 - z0))[None]
-    u = np.asarray(y, dtype=np.float64)[:, None] - q_tau
-    return 2.0 * (u * (taus[None, :] - (u < 0))).mean(axis=1)
 
 
 def reliability_threshold(
@@ -224,7 +207,7 @@ def validation_reliability(
     window = raw[start : int(rows[-1]) + 1]
     quantiles = predict_batch(conditional, window).quantiles[rows - start, -1]
     y = data.val.forward[:, -1]
-    crps_model = crps_from_quantiles(np.asarray(QUANTILES), quantiles, y)
+    crps_model = crps_from_quantiles(np.asarray(QUANTILES), quantiles, y, CRPS_LEVELS)
     returns = np.log(bars["close"]).diff()
     sigma = math.sqrt(horizons[-1]) * returns.rolling(BASELINE_WINDOW).std()
     sigma = sigma.reindex(data.val.index).to_numpy()

@@ -567,19 +567,10 @@ def render_layout() -> str:
 # ----- filters and real markets -----------------------------------------------------------------
 
 FILTER_HEADER = [
-    *("filter", "flagged", "Sharpe [95 % CI]", "vs without [95 % CI]", "max DD"),
-    *("max DD without", "worst 30 days", "worst 30 days without", "target met"),
+    *("filter", "flagged", "Sharpe with / without", "vs without [95 % CI]"),
+    *("max DD with / without", "worst 30 days with / without", "trades without", "target met"),
 ]
-
-
-def _filter_label(name: str, comparison: dict) -> str:
-    if name == "density_percentile":
-        return f"density, percentile rule (p{comparison['density_percentile']:g})"
-    if name == "density_reliability":
-        return "density, reliability rule"
-    if name == "confidence":
-        return f"confidence ({comparison['min_confidence']:g} against 0)"
-    return name
+TARGET_WORDS = {None: "n/a", True: "yes", False: "no"}  # meets_target
 
 
 def _maybe_pct(value: float | None) -> str:
@@ -587,26 +578,27 @@ def _maybe_pct(value: float | None) -> str:
 
 
 def _filter_row(label: str, f: dict) -> list[str]:
+    """One filter with and without (the evaluation's filter_comparison entry)."""
     d = f["sharpe_difference"]
-    target = {None: "n/a", True: "yes", False: "no"}[f["meets_target"]]
     return [
         label,
-        f"{f['flagged_share'] * 100:.1f} %" if "flagged_share" in f else "",
-        f"{f['sharpe']:.2f} [{f['sharpe_low']:.2f}, {f['sharpe_high']:.2f}]",
+        f"{f['flagged_share'] * 100:.1f} %",
+        f"{f['sharpe']:.2f} / {f['sharpe_without']:.2f}",
         f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]",
-        f"{f['max_drawdown'] * 100:.1f} %",
-        f"{f['max_drawdown_without'] * 100:.1f} %",
-        _maybe_pct(f["worst_30d"]),
-        _maybe_pct(f["worst_30d_without"]),
-        target,
+        f"{f['max_drawdown'] * 100:.1f} % / {f['max_drawdown_without'] * 100:.1f} %",
+        f"{_maybe_pct(f['worst_30d'])} / {_maybe_pct(f['worst_30d_without'])}",
+        f"{f['trades_without']:,.0f}",
+        TARGET_WORDS[f["meets_target"]],
     ]
 
 
 def render_filters_demo() -> str:
     """The demo market's Filters section, docs/results/data/demo_evaluation.json."""
+    from evaluation.report import filter_label
+
     comparison = _json("results/data/demo_evaluation.json")["overall"]["filter_comparison"]
     rows = [
-        _filter_row(_filter_label(name, comparison), f)
+        _filter_row(filter_label(name, comparison), f)
         for name, f in comparison["filters"].items()
         if name != "none"
     ]
@@ -672,6 +664,8 @@ def render_real_forecasters() -> str:
 
 def render_filters_real() -> str:
     """The traded filters against none per real market, docs/real_markets.json."""
+    from evaluation.report import filter_label
+
     record = _json("real_markets.json")
     rows, gates = [], []
     for run in record["runs"]:
@@ -679,42 +673,22 @@ def render_filters_real() -> str:
         for name, f in run["filters"].items():
             if name == "none":
                 continue
-            label = (
-                f"{market}: {_filter_label(name, {'density_percentile': 5, 'min_confidence': 0.6})}"
-            )
-            rows.append(_filter_row_short(label, f))
+            label = f"{market}: {filter_label(name, run['filter_settings'])}"
+            rows.append(_filter_row(label, f))
             if name.startswith("density_"):
                 g, hold = f["buy_and_hold_gated"], run["strategies"]["buy_and_hold"]
-                target = {None: "n/a", True: "yes", False: "no"}[g["meets_target"]]
                 drawdowns = f"{g['max_drawdown'] * 100:.1f} % / {hold['max_drawdown'] * 100:.1f} %"
+                target = TARGET_WORDS[g["meets_target"]]
                 gates.append([label, f"{f['flagged_share'] * 100:.1f} %",
                               f"{g['sharpe']:.2f} / {hold['sharpe']:.2f}", drawdowns,
                               _maybe_pct(g["worst_30d"]), target])  # fmt: skip
-    header = ["market: filter", "flagged", "Sharpe with / without", "vs without [95 % CI]",
-              "max DD with / without", "worst 30 days with / without", "trades without",
-              "target met"]  # fmt: skip
     gate_header = ["market: filter", "flagged", "Sharpe gated / buy-and-hold",
                    "max DD gated / buy-and-hold", "worst 30 days gated", "target met"]  # fmt: skip
     return (
-        _table(header, rows)
+        _table(["market: filter", *FILTER_HEADER[1:]], rows)
         + "\nAs a risk gate on buy-and-hold (flat on the flagged bars):\n\n"
         + _table(gate_header, gates)
     )
-
-
-def _filter_row_short(label: str, f: dict) -> list[str]:
-    d = f["sharpe_difference"]
-    target = {None: "n/a", True: "yes", False: "no"}[f["meets_target"]]
-    return [
-        label,
-        f"{f['flagged_share'] * 100:.1f} %",
-        f"{f['sharpe']:.2f} / {f['sharpe_without']:.2f}",
-        f"{d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]",
-        f"{f['max_drawdown'] * 100:.1f} % / {f['max_drawdown_without'] * 100:.1f} %",
-        f"{_maybe_pct(f['worst_30d'])} / {_maybe_pct(f['worst_30d_without'])}",
-        f"{f['trades_without']:,.0f}",
-        target,
-    ]
 
 
 RENDERERS: dict[str, tuple[Callable[[], str], str]] = {

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -70,3 +73,14 @@ def snapshot(*roots: Path) -> dict[str, str]:
                 "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
             )
     return found
+
+
+def docs_render_module() -> ModuleType:
+    """``scripts/docs_render.py`` imported as the module ``docs_render`` (scripts/: no package)."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / "docs_render.py"
+    spec = importlib.util.spec_from_file_location("docs_render", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["docs_render"] = module
+    spec.loader.exec_module(module)
+    return module

@@ -3,15 +3,13 @@ docs/benchmarks.json, and the docs' engines table is rendered from it (no engine
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from benchmarks.engines import RECORD_KEYS
 from benchmarks.engines import record_engines
+from tests.helpers import docs_render_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,15 +31,6 @@ def _figures(version: str, bare: float, full: float) -> dict:
 
 
 RESULTS = [_figures("2.0.0rc6", 140_000.0, 12_500.0), _figures("1.231.0", 17_000.0, 4_400.0)]
-
-
-def _render_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("docs_render", ROOT / "scripts/docs_render.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["docs_render"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_record_engines_keys_each_engine_by_its_version() -> None:
@@ -67,7 +56,7 @@ def test_record_engines_rejects_incomplete_figures() -> None:
 
 
 def test_engines_table_is_rendered_from_the_record() -> None:
-    render = _render_module()
+    render = docs_render_module()
     record = record_engines({"machine": {"when": "2026-01-02 03:04:05", "cpu_count": 2}}, RESULTS)
     text = render.render_engines(record)
     rows = [line for line in text.splitlines() if line.startswith("| ")]
@@ -79,6 +68,6 @@ def test_engines_table_is_rendered_from_the_record() -> None:
 
 
 def test_engines_table_without_engines_says_how_to_record_them() -> None:
-    text = _render_module().render_engines({"bars": 30_000})
+    text = docs_render_module().render_engines({"bars": 30_000})
     assert "not been recorded yet" in text and "python -m benchmarks" in text
     assert "|" not in text

@@ -5,26 +5,16 @@ Needs no mkdocs (``make docs`` builds the site); renders with ``scripts/docs_ren
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.helpers import docs_render_module
 
 ROOT = Path(__file__).resolve().parent.parent
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
-
-
-def _render_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("docs_render", ROOT / "scripts/docs_render.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["docs_render"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _pages() -> list[Path]:
@@ -43,7 +33,7 @@ def _links(path: Path) -> list[str]:
 def test_generated_parts_are_current() -> None:
     """A table, command or setting rendered afresh equals the committed text; run
     ``python scripts/docs_render.py`` (or ``make docs``) after changing a source."""
-    render = _render_module()
+    render = docs_render_module()
     stale = [
         str(path.relative_to(ROOT))
         for path, text in render.rendered().items()

@@ -187,21 +187,23 @@ def run_sandbox_session(
 def ltc_emulator(history: pd.DataFrame):
     """The emulator serving LTCUSDT (Bybit's instrument values, catalogs/instruments.py) with
     ``history``'s hours re-stamped to end where the current wall-clock hour opens."""
+    from catalogs.instruments import get_spec
     from tests.bybit_emulator import EmulatorConfig
     from tests.bybit_emulator import EmulatorServer
     from tests.bybit_emulator.instruments import InstrumentSpec
 
+    ltc = get_spec(SYMBOL)  # the values the catalog stored, so the venue and catalog agree
     spec = InstrumentSpec(
         symbol=SYMBOL,
-        base_coin="LTC",
-        tick_size=Decimal("0.01"),
-        min_price=Decimal("0.01"),
+        base_coin=ltc.base,
+        tick_size=ltc.tick_size,
+        min_price=ltc.tick_size,
         max_price=Decimal("19999.98"),
-        qty_step=Decimal("0.1"),
-        min_qty=Decimal("0.1"),
-        max_qty=Decimal("28740.0"),
-        max_mkt_qty=Decimal("6160.0"),
-        max_leverage="50.00",
+        qty_step=ltc.qty_step,
+        min_qty=ltc.min_qty,
+        max_qty=ltc.max_qty,
+        max_mkt_qty=ltc.max_market_qty,
+        max_leverage=f"{ltc.max_leverage:.2f}",
         initial_price=Decimal(str(history["close"].iloc[-1])),
     )
     now_hour = int(time.time() * 1000) // HOUR_MS * HOUR_MS
